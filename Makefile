@@ -1,0 +1,29 @@
+# Thin wrapper over CMake presets. `make run` and `make test` work on a fresh Debian 12 machine.
+PRESET ?= release
+JOBS   ?= $(shell nproc)
+BIN    := build/$(PRESET)/bin
+
+.PHONY: deps configure build test run bench clean
+deps:
+	@bash scripts/install-deps.sh
+
+configure: deps
+	@cmake --preset $(PRESET) >/dev/null
+
+build: configure
+	@cmake --build --preset $(PRESET) -j $(JOBS)
+
+test: build
+	@ctest --preset $(PRESET)
+
+run: build
+	@mkdir -p var
+	@echo "tensorslm-server on http://127.0.0.1:8080 (data in ./var). Try:"
+	@echo "  curl -s http://127.0.0.1:8080/healthz"
+	@$(BIN)/tensorslm-server --listen 127.0.0.1:8080 --data-dir var
+
+bench: build
+	@for b in $(BIN)/bench_*; do $$b --benchmark_format=json; done
+
+clean:
+	rm -rf build

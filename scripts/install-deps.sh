@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tensorslm builds and tests with. Idempotent: when everything is
+# present it prints nothing and touches nothing. Uses sudo only when not root.
+set -euo pipefail
+PKGS=(
+  build-essential cmake ninja-build pkg-config git curl ca-certificates
+  libboost-dev libboost-system-dev libeigen3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libprotobuf-dev protobuf-compiler libsqlite3-dev libssl-dev libarchive-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
