@@ -1,8 +1,10 @@
 // A Hugging Face model directory: config.json, model.safetensors or model.safetensors.index.json
 // with shards, optionally tokenizer.json. Tensors stay memory-mapped.
 #pragma once
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,10 +36,11 @@ class HfModelDir {
   std::string dir_;
   nlohmann::json config_;
   std::vector<std::shared_ptr<SafetensorsFile>> shards_;
+  std::map<std::string, const Tensor*, std::less<>> index_;  ///< name -> tensor inside one of shards_
 };
 
 /// What a path or an upload holds, detected from the first bytes: "npy", "safetensors", "tar",
-/// "json" or "" when unknown. 16 bytes are enough.
+/// "json" or "" when unknown. 16 bytes are enough for npy/safetensors/json; tar needs 262 (ustar magic at 257).
 std::string detect_format(std::span<const std::byte> head);
 
 /// Loads one 2-D-able tensor from a .npy, a .safetensors or an HF model directory. `name` picks the
