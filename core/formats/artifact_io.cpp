@@ -26,6 +26,7 @@ void check_params_json(const std::string& text, const std::string& where) {
 
 void validate(const v1::Artifact& a) {
   if (a.format_version() == 0) throw FormatError("not a tensorslm artifact (no format_version; is this a .tsm file?)");
+  if (!a.has_total()) throw FormatError("artifact is truncated: its trailing 'total' field is missing");
   if (a.format_version() > kArtifactFormatVersion)
     throw FormatError("artifact format version " + std::to_string(a.format_version()) + " is newer than this build reads (" +
                       std::to_string(kArtifactFormatVersion) + "); upgrade tensorslm");
@@ -95,6 +96,9 @@ std::string serialize_artifact(const v1::Artifact& a) {
   if (n > kMaxArtifactBytes) throw Error("artifact would be " + std::to_string(n) + " bytes, more than the limit of " + std::to_string(kMaxArtifactBytes));
   std::string out;
   if (!a.SerializeToString(&out)) throw Error("artifact serialization failed");
+  // Fields are written in field-number order, so `total` (12) comes last; readers use its presence to
+  // detect truncation at a field boundary. Without one, append an empty field 12 (tag 0x62, length 0).
+  if (!a.has_total()) out.append("\x62\x00", 2);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Artifact (.tsm) files: one serialized tensorslm.v1.Artifact. Reading checks the file size against
 // a limit before allocating and every array's shape x dtype against its bytes after parsing;
 // writing is atomic. Export turns an artifact into safetensors for Python users.
+// Truncation: the writer always ends the file with field 12 (`total`); a reader refuses a file without it.
 #pragma once
 #include <string>
 #include <string_view>
