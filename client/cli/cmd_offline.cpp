@@ -1,0 +1,424 @@
+// Offline commands of the `tensorslm` CLI: compress, decompress, inspect, export, methods.
+// They work on local files only (no server) through the same core calls the server's job runner
+// uses: load_tensor -> build_artifact -> write_artifact, read_artifact -> decode_tensor.
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "cli/command_registry.h"
+#include "codec/array_pack.h"
+#include "codec/artifact_builder.h"
+#include "codec/compress.h"
+#include "codec/method_table.h"
+#include "codec/metrics_json.h"
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/sha256.h"
+#include "formats/artifact_io.h"
+#include "formats/hf_model_dir.h"
+#include "formats/npy.h"
+#include "formats/safetensors.h"
+
+namespace tsm::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---- parameter parsing ------------------------------------------------------------------------
+
+/// "8,8,12" or "8x8x12" -> [8, 8, 12]; throws naming the option.
+json int_list(const std::string& opt, const std::string& text) {
+  json out = json::array();
+  std::string tok;
+  std::string s = text + ",";
+  for (char c : s) {
+    if (c == ',' || c == 'x' || c == 'X') {
+      if (tok.empty()) throw ParamError(opt, "'" + text + "' is not a comma-separated list of positive integers");
+      size_t used = 0;
+      long long v = 0;
+      try {
+        v = std::stoll(tok, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != tok.size() || v < 1) throw ParamError(opt, "'" + text + "' is not a comma-separated list of positive integers");
+      out.push_back(v);
+      tok.clear();
+    } else if (c != ' ') {
+      tok += c;
+    }
+  }
+  return out;
+}
+
+/// `--param k=v`: v is read as JSON when it parses (numbers, lists, objects, true/false), else as a string.
+void add_kv(json& params, const std::string& kv) {
+  auto eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0) throw ParamError("--param", "'" + kv + "' is not of the form key=value");
+  std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+  json j = json::parse(v, nullptr, /*allow_exceptions=*/false);
+  if (params.contains(k)) throw ParamError(k, "given twice");
+  params[k] = j.is_discarded() ? json(v) : j;
+}
+
+/// sha256 of the input: the file's bytes, or for a model directory the sha256 of its manifest
+/// ("<name> <sha256>\n" for each regular file, sorted by name).
+std::string source_sha256(const std::string& path) {
+  if (!fs::is_directory(path)) return sha256_file(path);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(path))
+    if (e.is_regular_file()) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  std::string manifest;
+  for (const auto& n : names) manifest += n + " " + sha256_file((fs::path(path) / n).string()) + "\n";
+  return sha256_hex(manifest);
+}
+
+// ---- text tables ------------------------------------------------------------------------------
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string human_bytes(uint64_t b) {
+  if (b >= (uint64_t{1} << 30)) return fmt("%.2f GiB", static_cast<double>(b) / (1 << 30));
+  if (b >= (uint64_t{1} << 20)) return fmt("%.2f MiB", static_cast<double>(b) / (1 << 20));
+  if (b >= (uint64_t{1} << 10)) return fmt("%.1f KiB", static_cast<double>(b) / (1 << 10));
+  return std::to_string(b) + " B";
+}
+
+std::string compact(const std::string& params_json, size_t max = 40) {
+  std::string s = params_json;
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_discarded()) s = j.dump();
+  if (s == "{}" || s == "null") s = "";
+  return s.size() > max ? s.substr(0, max - 3) + "..." : s;
+}
+
+void print_table(std::ostream& os, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w;
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (w.size() <= i) w.push_back(0);
+      w[i] = std::max(w[i], r[i].size());
+    }
+  for (size_t k = 0; k < rows.size(); ++k) {
+    std::string line = "  ";
+    for (size_t i = 0; i < rows[k].size(); ++i) {
+      const std::string& c = rows[k][i];
+      bool left = i < 2;
+      std::string pad(w[i] - c.size(), ' ');
+      line += (left ? c + pad : pad + c) + (i + 1 < rows[k].size() ? "  " : "");
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    os << line << "\n";
+    if (k == 0) os << "  " << std::string(line.size() - 2, '-') << "\n";
+  }
+}
+
+std::vector<std::string> metrics_row(const std::string& method, const std::string& params, const v1::Metrics& m) {
+  return {method,
+          params,
+          std::to_string(m.stored_bytes()),
+          fmt("%.2fx", m.ratio_f32()),
+          fmt("%.4g", m.rel_error()),
+          fmt("%.5f", m.cos_mean()),
+          fmt("%.5f", m.cos_p01()),
+          fmt("%.5f", m.cos_min()),
+          fmt("%.4g", m.max_abs_error())};
+}
+
+/// The result and its baselines side by side, plus a plain-words note when a baseline is at least as
+/// small and more accurate (the honest comparison the user must see).
+void print_comparison(std::ostream& os, const v1::CompressedTensor& t) {
+  std::vector<std::vector<std::string>> rows{{"method", "params", "bytes", "ratio", "rel_error", "cos_mean", "cos_p01", "cos_min", "max_abs"}};
+  rows.push_back(metrics_row(t.method() + " *", compact(t.params_json()), t.metrics()));
+  for (const auto& b : t.baselines()) rows.push_back(metrics_row(b.method(), compact(b.params_json()), b.metrics()));
+  print_table(os, rows);
+  os << "  (* this result; ratio is against dense f32; baselines at their own or the nearest size)\n";
+  for (const auto& b : t.baselines()) {
+    const auto& bm = b.metrics();
+    if (bm.stored_bytes() <= t.metrics().stored_bytes() && bm.rel_error() < t.metrics().rel_error())
+      os << "  note: " << b.method() << " is smaller (" << bm.stored_bytes() << " <= " << t.metrics().stored_bytes()
+         << " bytes) and more accurate (" << fmt("%.4g", bm.rel_error()) << " < " << fmt("%.4g", t.metrics().rel_error())
+         << ") than " << t.method() << " on this tensor\n";
+  }
+}
+
+std::string shape_text(const google::protobuf::RepeatedField<uint64_t>& s) {
+  std::string out = "[";
+  for (int i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+void print_artifact(std::ostream& os, const v1::Artifact& a, const std::string& path, uint64_t file_bytes, const std::string& sha) {
+  os << "artifact     " << path << " (" << human_bytes(file_bytes) << ", sha256 " << sha << ")\n";
+  os << "format       " << a.format_version() << ", written by " << a.generator() << " at unix " << a.created_unix() << "\n";
+  os << "source       sha256 " << a.source_sha256() << "\n";
+  os << "method       " << a.method() << " " << compact(a.params_json(), 200) << "\n";
+  os << "tensors      " << a.tensors_size() << " compressed, " << a.passthrough_size() << " passthrough";
+  uint64_t pbytes = 0;
+  for (const auto& p : a.passthrough()) pbytes += p.data().size();
+  if (a.passthrough_size()) os << " (" << human_bytes(pbytes) << ")";
+  os << (a.config_json().empty() ? "" : ", config.json") << (a.tokenizer_json().empty() ? "" : ", tokenizer.json") << "\n";
+  for (const auto& t : a.tensors()) {
+    std::string sd = t.source_dtype() == v1::DTYPE_UNSPECIFIED ? "?" : std::string(dtype_name(from_proto(t.source_dtype())));
+    os << "\n" << t.name() << "  " << shape_text(t.shape()) << " " << sd << "  method " << t.method() << "  params "
+       << compact(t.params_json(), 200) << "\n";
+    std::vector<std::vector<std::string>> arrays{{"array", "dtype", "shape", "bytes"}};
+    for (const auto& arr : t.arrays())
+      arrays.push_back({arr.name(), std::string(dtype_name(from_proto(arr.dtype()))), shape_text(arr.shape()), std::to_string(arr.data().size())});
+    print_table(os, arrays);
+    os << "\n";
+    print_comparison(os, t);
+  }
+  const auto& m = a.total();
+  os << "\ntotal        " << m.stored_bytes() << " bytes stored for " << m.dense_f32_bytes() << " dense f32 bytes: ratio "
+     << fmt("%.3fx", m.ratio_f32()) << " (vs source dtype " << fmt("%.3fx", m.ratio_source()) << "), rel_error "
+     << fmt("%.4g", m.rel_error()) << ", cos_mean " << fmt("%.5f", m.cos_mean()) << ", " << fmt("%.2f", m.seconds()) << " s\n";
+  if (a.has_quality()) {
+    const auto& q = a.quality();
+    os << "quality      ppl " << fmt("%.3f", q.ppl_dense()) << " -> " << fmt("%.3f", q.ppl_compressed()) << ", KL "
+       << fmt("%.4g", q.kl_mean()) << " nats, top-1 agreement " << fmt("%.4f", q.top1_agreement()) << " over " << q.tokens()
+       << " tokens\n";
+  }
+}
+
+uint64_t file_size_of(const std::string& p) { return static_cast<uint64_t>(fs::file_size(p)); }
+
+bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+// ---- commands ---------------------------------------------------------------------------------
+
+struct CompressArgs {
+  std::string input, tensor, method = "tt-token", shape, ranks, core_dtype, output;
+  double eps = -1, ratio = -1;
+  std::vector<std::string> kv;
+  bool json_out = false, no_baselines = false;
+  int threads = 0;
+};
+
+void run_compress(const CompressArgs& a) {
+  const Codec& codec = find_codec(a.method);  // unknown method: fail before reading anything
+  json params = json::object();
+  for (const auto& kv : a.kv) add_kv(params, kv);
+  auto set = [&](const char* key, json v) {
+    if (params.contains(key)) throw ParamError(key, "given both as an option and as --param");
+    params[key] = std::move(v);
+  };
+  if (!a.shape.empty()) set("shape", a.shape == "auto" ? json("auto") : int_list("--shape", a.shape));
+  if (!a.ranks.empty()) set("ranks", int_list("--ranks", a.ranks));
+  if (a.eps >= 0) set("eps", a.eps);
+  if (a.ratio >= 0) set("ratio", a.ratio);
+  if (!a.core_dtype.empty()) set("core_dtype", a.core_dtype);
+
+  Tensor t = load_tensor(a.input, a.tensor);
+  if (t.shape.size() > 2 || t.shape.empty())
+    throw Error("tensor '" + t.name + "' has shape " + shape_str(t.shape) + "; compress takes a matrix (2-D) or a vector");
+  if (!is_float(t.dtype)) throw Error("tensor '" + t.name + "' has dtype " + std::string(dtype_name(t.dtype)) + "; compress takes f32, f16, bf16 or f64");
+  int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1, cols = t.shape.back();
+  codec.resolve(params, rows, cols);  // parameter errors before the (possibly long) hashing and encoding
+
+  CodecContext ctx;
+  ctx.threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  bool tty = !a.json_out && ::isatty(2);
+  int last = -1;
+  if (tty)
+    ctx.progress = [&last](double p) {
+      int pct = static_cast<int>(p * 100);
+      if (pct != last) {
+        last = pct;
+        std::fprintf(stderr, "\rcompressing %3d%%", pct);
+        std::fflush(stderr);
+      }
+    };
+  std::string sha = source_sha256(a.input);
+  CompressOptions opt;
+  opt.baselines = !a.no_baselines;
+  std::vector<Tensor> one{t};
+  v1::Artifact art = build_artifact(one, sha, a.method, params, ctx, opt);
+  if (tty) std::fprintf(stderr, "\r                \r");
+  std::string art_sha = write_artifact(a.output, art);
+  const v1::CompressedTensor& ct = art.tensors(0);
+  const v1::Metrics& m = ct.metrics();
+
+  if (a.json_out) {
+    json baselines = json::array();
+    for (const auto& b : ct.baselines()) baselines.push_back(baseline_to_json(b));
+    json j = {{"output", a.output},
+              {"sha256", art_sha},
+              {"artifact_bytes", file_size_of(a.output)},
+              {"input", a.input},
+              {"tensor", ct.name()},
+              {"shape", {rows, cols}},
+              {"source_dtype", std::string(dtype_name(t.dtype))},
+              {"method", ct.method()},
+              {"params", json::parse(ct.params_json())},
+              {"bytes", m.stored_bytes()},
+              {"dense_f32_bytes", m.dense_f32_bytes()},
+              {"ratio", m.ratio_f32()},
+              {"ratio_source", m.ratio_source()},
+              {"rel_error", m.rel_error()},
+              {"cos_mean", m.cos_mean()},
+              {"cos_min", m.cos_min()},
+              {"cos_p01", m.cos_p01()},
+              {"max_abs_error", m.max_abs_error()},
+              {"seconds", m.seconds()},
+              {"baselines", baselines},
+              {"metrics", metrics_to_json(m)}};
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::cout << "compressed " << ct.name() << " " << shape_text(ct.shape()) << " " << dtype_name(t.dtype) << " with " << ct.method()
+            << " in " << fmt("%.2f", m.seconds()) << " s\n";
+  std::cout << "wrote " << a.output << " (" << human_bytes(file_size_of(a.output)) << ", sha256 " << art_sha << ")\n\n";
+  print_comparison(std::cout, ct);
+}
+
+void run_decompress(const std::string& in, const std::string& out, const std::string& tensor) {
+  bool npy = ends_with(out, ".npy"), st = ends_with(out, ".safetensors");
+  if (!npy && !st) throw Error("output '" + out + "' must end in .npy or .safetensors");
+  v1::Artifact a = read_artifact(in);
+  std::vector<const v1::CompressedTensor*> chosen;
+  for (const auto& t : a.tensors())
+    if (tensor.empty() || t.name() == tensor) chosen.push_back(&t);
+  const v1::Array* pass = nullptr;
+  if (!tensor.empty() && chosen.empty()) {
+    for (const auto& p : a.passthrough())
+      if (p.name() == tensor) pass = &p;
+    if (!pass) {
+      std::string names;
+      for (const auto& t : a.tensors()) names += (names.empty() ? "" : ", ") + t.name();
+      throw Error("artifact '" + in + "' has no tensor '" + tensor + "' (compressed: " + names + ")");
+    }
+  }
+  if (npy && chosen.size() + (pass ? 1 : 0) != 1)
+    throw Error("artifact '" + in + "' holds " + std::to_string(a.tensors_size()) + " tensors; pick one with --tensor for .npy output");
+
+  std::vector<Tensor> outs;
+  for (const auto* t : chosen) outs.push_back(Tensor::from_matrix(t->name(), decode_tensor(*t)));
+  auto raw_tensor = [](const v1::Array& p) {
+    std::vector<std::byte> b(p.data().size());
+    std::memcpy(b.data(), p.data().data(), b.size());
+    return Tensor::from_bytes(p.name(), from_proto(p.dtype()), array_shape(p), std::move(b));
+  };
+  if (pass) outs.push_back(raw_tensor(*pass));
+  if (st && tensor.empty())
+    for (const auto& p : a.passthrough()) outs.push_back(raw_tensor(p));
+  if (npy) write_npy(out, outs.front());
+  else write_safetensors(out, outs, {{"format", "pt"}, {"tensorslm.source", in}});
+  for (const auto& t : outs) std::cout << "wrote " << t.name << " " << shape_str(t.shape) << " " << dtype_name(t.dtype) << "\n";
+  std::cout << "to " << out << "\n";
+}
+
+void run_inspect(const std::string& path, bool json_out) {
+  v1::Artifact a = read_artifact(path);
+  std::string sha = sha256_file(path);
+  uint64_t bytes = file_size_of(path);
+  if (json_out) {
+    json j = artifact_report_json(a);
+    j["file"] = path;
+    j["file_bytes"] = bytes;
+    j["sha256"] = sha;
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  print_artifact(std::cout, a, path, bytes, sha);
+}
+
+void run_export(const std::string& in, const std::string& out) {
+  v1::Artifact a = read_artifact(in);
+  write_file_atomic(out, artifact_to_safetensors(a));
+  std::cout << "wrote " << out << " (" << human_bytes(file_size_of(out)) << "): " << a.tensors_size() << " compressed tensors as "
+            << "<tensor>/<array>, " << a.passthrough_size() << " passthrough; metadata key tensorslm.tensor.<name> describes each\n";
+}
+
+void run_methods(bool json_out) {
+  json list = json::array();
+  for (const Codec* c : all_codecs())
+    list.push_back({{"name", std::string(c->name())}, {"summary", std::string(c->summary())}, {"params", c->param_schema()}});
+  if (json_out) {
+    std::cout << list.dump() << "\n";
+    return;
+  }
+  for (const auto& m : list) {
+    std::cout << m["name"].get<std::string>() << "\n  " << m["summary"].get<std::string>() << "\n";
+    const json& props = m["params"].value("properties", json::object());
+    std::vector<std::vector<std::string>> rows{{"param", "type", "default / description"}};
+    for (auto it = props.begin(); it != props.end(); ++it) {
+      const json& p = it.value();
+      std::string type = p.contains("type") ? (p["type"].is_string() ? p["type"].get<std::string>() : p["type"].dump())
+                                            : (p.contains("oneOf") || p.contains("anyOf") ? "one of" : "");
+      if (p.contains("enum")) type = p["enum"].dump();
+      std::string desc = p.value("description", "");
+      if (p.contains("default")) desc = "default " + p["default"].dump() + (desc.empty() ? "" : "; " + desc);
+      rows.push_back({it.key(), type, desc});
+    }
+    if (rows.size() > 1) print_table(std::cout, rows);
+    std::cout << "\n";
+  }
+}
+
+void add_offline_commands(CLI::App& app) {
+  auto c = std::make_shared<CompressArgs>();
+  auto* cmd = app.add_subcommand("compress", "compress one tensor of a .npy, .safetensors or HF model directory into a .tsm artifact");
+  cmd->add_option("input", c->input, ".npy, .safetensors or a Hugging Face model directory")->required();
+  cmd->add_option("--tensor", c->tensor, "tensor name (default: the only tensor, or a model's token embedding)");
+  cmd->add_option("--method", c->method, "compression method (see `tensorslm methods`)")->capture_default_str();
+  cmd->add_option("--shape", c->shape, "tensor-train mode shape of a row, e.g. 8,8,12, or auto");
+  auto* ranks = cmd->add_option("--ranks", c->ranks, "fixed TT ranks r_1..r_{m-1}, e.g. 4,4");
+  auto* eps = cmd->add_option("--eps", c->eps, "relative error tolerance per row (TT-SVD)")->check(CLI::NonNegativeNumber);
+  auto* ratio = cmd->add_option("--ratio", c->ratio, "global compression ratio vs dense f32 (budgeted per-row ranks)")->check(CLI::PositiveNumber);
+  ranks->excludes(eps)->excludes(ratio);
+  eps->excludes(ratio);
+  cmd->add_option("--core-dtype", c->core_dtype, "storage dtype of the cores")->check(CLI::IsMember({"f32", "f16", "bf16", "int8"}));
+  cmd->add_option("--param", c->kv, "extra method parameter key=value (value read as JSON when it parses)");
+  cmd->add_option("-o,--output", c->output, "output artifact (.tsm)")->required();
+  cmd->add_option("--threads", c->threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--no-baselines", c->no_baselines, "skip the fp16/int8/q4_0/svd baselines");
+  cmd->add_flag("--json", c->json_out, "print one JSON object instead of a table");
+  cmd->callback([c] { run_compress(*c); });
+
+  auto d = std::make_shared<std::array<std::string, 3>>();
+  auto* dec = app.add_subcommand("decompress", "decode an artifact back to a dense .npy or .safetensors file");
+  dec->add_option("artifact", (*d)[0], ".tsm artifact")->required();
+  dec->add_option("-o,--output", (*d)[1], "OUT.npy (one tensor) or OUT.safetensors (all, with passthrough)")->required();
+  dec->add_option("--tensor", (*d)[2], "tensor name (required for .npy when the artifact holds several)");
+  dec->callback([d] { run_decompress((*d)[0], (*d)[1], (*d)[2]); });
+
+  auto i = std::make_shared<std::pair<std::string, bool>>("", false);
+  auto* ins = app.add_subcommand("inspect", "describe an artifact: tensors, arrays, bytes, metrics and baselines side by side");
+  ins->add_option("artifact", i->first, ".tsm artifact")->required();
+  ins->add_flag("--json", i->second, "print one JSON object");
+  ins->callback([i] { run_inspect(i->first, i->second); });
+
+  auto e = std::make_shared<std::pair<std::string, std::string>>();
+  auto* exp = app.add_subcommand("export", "write an artifact's arrays as safetensors (cores as <tensor>/<array>) for Python");
+  exp->add_option("artifact", e->first, ".tsm artifact")->required();
+  exp->add_option("-o,--output", e->second, "OUT.safetensors")->required();
+  exp->callback([e] { run_export(e->first, e->second); });
+
+  auto m = std::make_shared<bool>(false);
+  auto* met = app.add_subcommand("methods", "list the compression methods and their parameters");
+  met->add_flag("--json", *m, "print JSON (name, summary, params schema)");
+  met->callback([m] { run_methods(*m); });
+}
+
+}  // namespace
+
+static RegisterCommands reg{10, add_offline_commands};
+
+}  // namespace tsm::cli
