@@ -4,6 +4,7 @@
 #include <string>
 
 #include "codec/codec.h"
+#include "common/dtype.h"
 
 namespace tsm {
 

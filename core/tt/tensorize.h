@@ -6,8 +6,9 @@
 
 namespace tsm {
 
-/// The factorization of n into `order` factors (each >= 2 where possible) that is most balanced
-/// (smallest max/min ratio), sorted ascending. 768, 3 -> {8, 8, 12}; 768, 4 -> {4, 4, 4, 12}.
+/// The factorization of n into `order` factors (each >= 2 where possible) that is most balanced,
+/// sorted ascending: largest smallest factor, then most factors equal to it, then smallest largest
+/// factor. 768, 3 -> {8, 8, 12}; 768, 4 -> {4, 4, 4, 12}; a prime n -> {1, .., 1, n}.
 /// Throws tsm::ParamError when n < 1 or order < 1.
 std::vector<int64_t> balanced_factorization(int64_t n, int order);
 
