@@ -1,0 +1,128 @@
+#include "api/openapi.h"
+
+#include <map>
+
+#include "codec/method_table.h"
+
+namespace tsm::server {
+
+using nlohmann::json;
+
+namespace {
+
+// Summary and success status of each route; a route missing here still appears (summary = path).
+struct Doc {
+  const char* summary;
+  const char* ok;
+  const char* schema;  // components/schemas name of the success body, or ""
+};
+const std::map<std::string, Doc>& docs() {
+  static const std::map<std::string, Doc> d = {
+      {"POST /v1/uploads", {"Stream a tensor file (npy, safetensors, HF model dir tar, JSON array, raw with dtype+shape); validated before it is accepted", "201", "Upload"}},
+      {"GET /v1/uploads/{id}", {"An upload and its tensors", "200", "Upload"}},
+      {"DELETE /v1/uploads/{id}", {"Delete an upload (its blob goes once nothing references it)", "204", ""}},
+      {"POST /v1/jobs", {"Submit a compression job; ?wait=SECONDS holds the reply until it ends", "202", "Job"}},
+      {"GET /v1/jobs", {"List jobs (filters state, method, upload; cursor pagination)", "200", "JobList"}},
+      {"GET /v1/jobs/{id}", {"A job: state, progress, timings, error, result; ?wait=SECONDS long-polls", "200", "Job"}},
+      {"DELETE /v1/jobs/{id}", {"Cancel a job (queued: at once, 200; running: cooperatively, 202)", "200", "Job"}},
+      {"GET /v1/artifacts/{id}", {"An artifact (.tsm protobuf) by sha256; ETag, If-None-Match, Range, HEAD; ?format=safetensors", "200", ""}},
+      {"GET /v1/models", {"Published models and their latest versions", "200", ""}},
+      {"GET /v1/models/{name}", {"Versions of a model, newest first", "200", ""}},
+      {"GET /v1/models/{name}/latest", {"Manifest of the latest version; ETag = artifact sha256 (poll with If-None-Match)", "200", "Manifest"}},
+      {"POST /v1/devices/{id}/reports", {"Post a DeviceReport (application/x-protobuf or its proto3 JSON form)", "201", ""}},
+      {"GET /v1/reports", {"Device reports (filters model, tag, device, since, until, limit)", "200", ""}},
+      {"GET /v1/reports/summary", {"Latency percentiles, tokens/s and energy per query by model version and device", "200", ""}},
+      {"GET /healthz", {"Liveness", "200", ""}},
+      {"GET /readyz", {"Readiness (store open, workers running)", "200", ""}},
+      {"GET /metrics", {"Prometheus text metrics", "200", ""}},
+      {"GET /v1/openapi.json", {"This document", "200", ""}},
+  };
+  return d;
+}
+
+const char* perm_scope(Perm p) {
+  switch (p) {
+    case Perm::Public: return "public";
+    case Perm::Upload: return "ci";
+    case Perm::Jobs: return "ci";
+    case Perm::Read: return "ci";
+    case Perm::Models: return "ci or device";
+    case Perm::PostReports: return "device";
+    default: return "admin";
+  }
+}
+
+}  // namespace
+
+json openapi_document(const Router& router) {
+  json paths = json::object();
+  for (const auto& r : router.routes()) {
+    std::string verb(http::to_string(r.method));
+    std::string key = verb + " " + r.pattern;
+    auto it = docs().find(key);
+    json op = {{"summary", it != docs().end() ? it->second.summary : r.pattern},
+               {"x-scope", perm_scope(r.perm)}};
+    json params = json::array();
+    for (const auto& s : r.segments)
+      if (s.size() > 2 && s.front() == '{')
+        params.push_back({{"name", s.substr(1, s.size() - 2)}, {"in", "path"}, {"required", true}, {"schema", {{"type", "string"}}}});
+    if (!params.empty()) op["parameters"] = params;
+    json ok = {{"description", "success"}};
+    if (it != docs().end() && *it->second.schema)
+      ok["content"]["application/json"]["schema"] = {{"$ref", std::string("#/components/schemas/") + it->second.schema}};
+    op["responses"][it != docs().end() ? it->second.ok : "200"] = ok;
+    op["responses"]["default"] = {{"description", "error"},
+                                  {"content", {{"application/problem+json", {{"schema", {{"$ref", "#/components/schemas/Problem"}}}}}}}};
+    if (key == "POST /v1/jobs")
+      op["requestBody"] = {{"required", true},
+                           {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/JobRequest"}}}}}}}};
+    if (r.perm != Perm::Public) op["security"] = json::array({{{"bearer", json::array()}}});
+    std::transform(verb.begin(), verb.end(), verb.begin(), ::tolower);
+    paths[r.pattern][verb] = op;
+  }
+  json method_names = json::array(), per_method = json::array();
+  json methods = json::object();
+  for (const Codec* c : all_codecs()) {
+    method_names.push_back(std::string(c->name()));
+    methods[std::string(c->name())] = {{"summary", std::string(c->summary())}, {"params", c->param_schema()}};
+    per_method.push_back({{"if", {{"properties", {{"method", {{"const", std::string(c->name())}}}}}}},
+                          {"then", {{"properties", {{"params", c->param_schema()}}}}}});
+  }
+  json schemas = json::parse(R"json({
+    "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
+                "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                               "detail": {"type": "string"}, "field": {"type": "string"}, "offset": {"type": "integer"}}},
+    "JobRequest": {"type": "object", "required": ["upload", "method"], "additionalProperties": false,
+                   "properties": {"upload": {"type": "string"},
+                                  "tensors": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+                                              "description": "tensor names or full-match regexes; default: the only tensor or a model's token embedding"},
+                                  "method": {"type": "string"}, "params": {"type": "object"},
+                                  "priority": {"type": "integer", "minimum": -100, "maximum": 100},
+                                  "publish": {"type": "object", "required": ["model", "tag"],
+                                              "properties": {"model": {"type": "string"}, "tag": {"type": "string"}}},
+                                  "quality_gate": {"type": "object", "properties": {"max_rel_error": {"type": "number"}, "max_kl": {"type": "number"}}},
+                                  "whole_model": {"type": "boolean"}}},
+    "Job": {"type": "object",
+            "properties": {"id": {"type": "string"},
+                           "state": {"enum": ["queued", "running", "succeeded", "failed", "canceled"]},
+                           "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                           "error": {"type": "string"}, "timings": {"type": "object"},
+                           "result": {"type": "object", "description": "artifact {id, sha256, size_bytes, url}, tensors[] (metrics, baselines), total (rel_error over all tensors combined), published?"}}},
+    "JobList": {"type": "object", "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                                                 "next_cursor": {"type": "string"}}},
+    "Upload": {"type": "object", "properties": {"id": {"type": "string"}, "sha256": {"type": "string"},
+                                                "format": {"type": "string"}, "tensors": {"type": "array"}}},
+    "Manifest": {"type": "object", "properties": {"model": {"type": "string"}, "tag": {"type": "string"},
+                                                  "artifact": {"type": "string"}, "sha256": {"type": "string"},
+                                                  "size_bytes": {"type": "integer"}, "url": {"type": "string"}}}
+  })json");
+  schemas["JobRequest"]["properties"]["method"]["enum"] = method_names;
+  schemas["JobRequest"]["allOf"] = per_method;
+  return {{"openapi", "3.1.0"},
+          {"info", {{"title", "tensorslm-server"}, {"version", TSM_VERSION}}},
+          {"paths", paths},
+          {"components", {{"schemas", schemas}, {"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}}}},
+          {"x-methods", methods}};
+}
+
+}  // namespace tsm::server

@@ -1,0 +1,314 @@
+#include "api/upload_ingest.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "formats/hf_model_dir.h"
+#include "formats/mapped_file.h"
+#include "formats/npy.h"
+#include "formats/safetensors.h"
+#include "http/problem.h"
+#include "jobs/job_spec.h"
+
+namespace fs = std::filesystem;
+
+namespace tsm::server {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void reject(const std::string& detail, json extra = json::object()) {
+  throw HttpError(http::status::unprocessable_entity, detail, std::move(extra));
+}
+
+/// Scans a floating tensor for NaN/Inf in chunks (no full f32 copy).
+void check_finite(const Tensor& t) {
+  if (!is_float(t.dtype)) return;
+  const size_t n = static_cast<size_t>(t.numel()), es = dtype_size(t.dtype);
+  std::vector<float> buf(1 << 16);  // (chunk) f32
+  uint64_t nan = 0, inf = 0;
+  int64_t first = -1;
+  for (size_t i = 0; i < n; i += buf.size()) {
+    size_t m = std::min(buf.size(), n - i);
+    if (t.dtype == DType::F32) {
+      std::memcpy(buf.data(), t.bytes.data() + i * es, m * es);
+    } else {
+      to_f32(t.dtype, t.bytes.data() + i * es, buf.data(), m);
+    }
+    for (size_t k = 0; k < m; ++k) {
+      float v = buf[k];
+      if (!std::isfinite(v)) {
+        (std::isnan(v) ? nan : inf)++;
+        if (first < 0) first = static_cast<int64_t>(i + k);
+      }
+    }
+  }
+  if (nan + inf > 0) {
+    int64_t cols = t.shape.size() >= 2 ? t.numel() / t.shape[0] : t.numel();
+    reject("tensor '" + t.name + "' holds " + std::to_string(nan) + " NaN and " + std::to_string(inf) +
+               " Inf values (first at element " + std::to_string(first) + " = row " + std::to_string(first / cols) +
+               ", col " + std::to_string(first % cols) + "); clean the input before compressing",
+           {{"tensor", t.name}, {"nan", nan}, {"inf", inf}, {"first_index", first}});
+  }
+}
+
+json tensor_entry(const Tensor& t, bool is_default = false) {
+  json j = {{"name", t.name}, {"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape}};
+  if (is_default) j["default"] = true;
+  return j;
+}
+
+std::vector<int64_t> parse_shape(const std::string& s) {
+  std::vector<int64_t> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string part = s.substr(i, j - i);
+    char* end = nullptr;
+    long long v = std::strtoll(part.c_str(), &end, 10);
+    if (part.empty() || *end != '\0' || v <= 0)
+      throw HttpError(http::status::bad_request, "shape: '" + s + "' is not a comma-separated list of positive sizes",
+                      {{"field", "shape"}});
+    out.push_back(v);
+    i = j + 1;
+  }
+  if (out.empty()) throw HttpError(http::status::bad_request, "shape: required for raw uploads", {{"field", "shape"}});
+  return out;
+}
+
+/// A relative path of safe components, or "" when the entry must be rejected.
+std::string safe_entry_path(std::string p) {
+  while (p.rfind("./", 0) == 0) p = p.substr(2);
+  if (p.empty() || p.front() == '/') return "";
+  std::string out;
+  size_t i = 0;
+  while (i < p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string::npos) j = p.size();
+    std::string c = p.substr(i, j - i);
+    if (!c.empty()) {
+      if (c == "." ) { i = j + 1; continue; }
+      if (!is_safe_name(c)) return "";
+      out += (out.empty() ? "" : "/") + c;
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+/// Extracts regular files of a tar (optionally compressed) into `dir`. Links, devices and unsafe paths are refused.
+void extract_tar(const std::string& tar, const std::string& dir) {
+  struct archive* a = archive_read_new();
+  archive_read_support_format_tar(a);
+  archive_read_support_format_gnutar(a);
+  archive_read_support_filter_all(a);
+  std::unique_ptr<struct archive, decltype(&archive_read_free)> guard(a, archive_read_free);
+  if (archive_read_open_filename(a, tar.c_str(), 1 << 20) != ARCHIVE_OK)
+    reject(std::string("not a readable tar: ") + archive_error_string(a));
+  struct archive_entry* e;
+  int rc;
+  std::vector<char> buf(1 << 20);
+  while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+    std::string raw = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    auto type = archive_entry_filetype(e);
+    if (type == AE_IFDIR) continue;
+    if (type != AE_IFREG || archive_entry_hardlink(e))
+      reject("tar entry '" + raw + "' is not a regular file (links and devices are refused)", {{"entry", raw}});
+    std::string rel = safe_entry_path(raw);
+    if (rel.empty()) reject("tar entry '" + raw + "' has an unsafe path (absolute, '..' or odd characters)", {{"entry", raw}});
+    fs::path out = fs::path(dir) / rel;
+    fs::create_directories(out.parent_path());
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) reject("tar entry '" + raw + "' appears twice or cannot be written", {{"entry", raw}});
+    la_ssize_t n;
+    while ((n = archive_read_data(a, buf.data(), buf.size())) > 0) {
+      if (::write(fd, buf.data(), static_cast<size_t>(n)) != n) {
+        ::close(fd);
+        throw Error("cannot write " + out.string());
+      }
+    }
+    ::close(fd);
+    if (n < 0) reject("tar entry '" + raw + "' is truncated: " + std::string(archive_error_string(a)), {{"entry", raw}});
+  }
+  if (rc != ARCHIVE_EOF) reject(std::string("malformed tar: ") + archive_error_string(a));
+}
+
+/// The model directory inside an extraction: the root, or its single subdirectory.
+std::string model_root(const std::string& dir) {
+  if (fs::exists(fs::path(dir) / "config.json")) return dir;
+  std::vector<fs::path> subs;
+  for (auto& e : fs::directory_iterator(dir)) subs.push_back(e.path());
+  if (subs.size() == 1 && fs::is_directory(subs[0]) && fs::exists(subs[0] / "config.json")) return subs[0].string();
+  reject("the tar holds no config.json at its root or in a single top-level folder; send an HF model directory");
+}
+
+struct TempDir {
+  std::string path;
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
+std::string format_from_content_type(const std::string& ct) {
+  std::string t = ct.substr(0, ct.find(';'));
+  if (t == "application/x-npy" || t == "application/npy") return "npy";
+  if (t == "application/x-safetensors" || t == "application/safetensors") return "safetensors";
+  if (t == "application/x-tar" || t == "application/tar" || t == "application/gzip" || t == "application/x-gtar") return "tar";
+  if (t == "application/json") return "json";
+  return "";
+}
+
+UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& opt, BlobStore& blobs,
+                           const std::string& models_dir) {
+  UploadRecord u;
+  u.sha256 = sink->finish();
+  u.size_bytes = sink->bytes();
+  if (u.size_bytes == 0) throw HttpError(http::status::bad_request, "empty body: send the file as the request body");
+  const std::string& head = sink->head();
+  std::string detected = detect_format({reinterpret_cast<const std::byte*>(head.data()), head.size()});
+  bool raw = !opt.dtype.empty() || !opt.shape.empty() || opt.declared_format == "raw";
+  std::string fmt = raw ? "raw" : (opt.declared_format.empty() ? detected : opt.declared_format);
+  if (!raw && !opt.declared_format.empty() && !detected.empty() && detected != opt.declared_format)
+    throw HttpError(http::status::unprocessable_entity,
+                    "declared format '" + opt.declared_format + "' but the content is " + detected, {{"field", "format"}});
+  if (fmt.empty())
+    throw HttpError(http::status::unsupported_media_type,
+                    "unrecognised content: send .npy, .safetensors, a tar of an HF model directory, a JSON array, or "
+                    "raw little-endian bytes with ?dtype=f32&shape=ROWS,COLS");
+  if (!opt.name.empty() && !is_safe_name(opt.name))
+    throw HttpError(http::status::bad_request, "name: '" + opt.name + "' must be 1-128 characters of [A-Za-z0-9._-]",
+                    {{"field", "name"}});
+  u.name = opt.name.empty() ? "array" : opt.name;
+  u.format = fmt;
+  json tensors = json::array();
+  std::string path = sink->temp_path();
+  TempDir extraction;
+  std::shared_ptr<BlobSink> converted;  // json uploads become an .npy blob
+
+  try {
+    if (fmt == "npy") {
+      Tensor t = read_npy(path);
+      t.name = u.name;
+      if (t.shape.empty()) reject("a 0-d array cannot be compressed; send a matrix");
+      check_finite(t);
+      tensors.push_back(tensor_entry(t));
+    } else if (fmt == "safetensors") {
+      auto f = SafetensorsFile::open(path);
+      if (f.tensors().empty()) reject("the safetensors file holds no tensors");
+      for (const auto& t : f.tensors()) {
+        check_finite(t);
+        tensors.push_back(tensor_entry(t));
+      }
+    } else if (fmt == "raw") {
+      if (opt.dtype.empty()) throw HttpError(http::status::bad_request, "dtype: required for raw uploads (f32, f16, bf16, f64)", {{"field", "dtype"}});
+      DType dt;
+      try {
+        dt = parse_dtype(opt.dtype);
+      } catch (const Error& e) {
+        throw HttpError(http::status::bad_request, std::string("dtype: ") + e.what(), {{"field", "dtype"}});
+      }
+      if (!is_float(dt)) throw HttpError(http::status::unprocessable_entity, "dtype: raw uploads must be floating (f32, f16, bf16, f64)", {{"field", "dtype"}});
+      auto shape = parse_shape(opt.shape);
+      uint64_t want = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dt);
+      if (want != u.size_bytes)
+        reject("raw body has " + std::to_string(u.size_bytes) + " bytes but dtype " + opt.dtype + " x shape " +
+                   opt.shape + " needs " + std::to_string(want),
+               {{"field", "shape"}});
+      auto f = MappedFile::open(path);
+      Tensor t{u.name, dt, shape, f->bytes(), f};
+      check_finite(t);
+      tensors.push_back(tensor_entry(t));
+    } else if (fmt == "json") {
+      if (u.size_bytes > (64u << 20)) reject("JSON arrays are for small inputs (<= 64 MiB); send .npy instead");
+      json j;
+      try {
+        j = json::parse(read_file(path));
+      } catch (const json::parse_error& e) {
+        throw HttpError(http::status::bad_request, std::string("malformed JSON: ") + e.what(), {{"offset", e.byte}});
+      }
+      if (!j.is_array() || j.empty()) reject("a JSON upload must be a non-empty array of numbers or of equal-length rows");
+      std::vector<float> vals;  // (rows, cols)
+      int64_t rows = 1, cols = 0;
+      bool nested = j[0].is_array();
+      if (nested) rows = static_cast<int64_t>(j.size()), cols = static_cast<int64_t>(j[0].size());
+      else cols = static_cast<int64_t>(j.size());
+      for (size_t r = 0; r < (nested ? j.size() : 1); ++r) {
+        const json& row = nested ? j[r] : j;
+        if (!row.is_array() || static_cast<int64_t>(row.size()) != cols || cols == 0)
+          reject("row " + std::to_string(r) + " has " + std::to_string(row.is_array() ? row.size() : 0) +
+                 " values, expected " + std::to_string(cols), {{"row", r}});
+        for (const auto& v : row) {
+          if (!v.is_number()) reject("row " + std::to_string(r) + " holds a non-number", {{"row", r}});
+          vals.push_back(v.get<float>());
+        }
+      }
+      Tensor t = Tensor::from_matrix(u.name, Eigen::Map<MatrixRM>(vals.data(), rows, cols));
+      if (!nested) t.shape = {cols};
+      check_finite(t);
+      std::string bytes = npy_bytes(t);
+      converted = std::make_shared<BlobSink>(blobs.tmp_dir());
+      converted->write(bytes.data(), bytes.size());
+      u.sha256 = converted->finish();
+      u.size_bytes = bytes.size();
+      path = converted->temp_path();
+      tensors.push_back(tensor_entry(t));
+    } else if (fmt == "tar") {
+      std::string final_dir = models_dir + "/" + u.sha256;
+      extraction.path = blobs.tmp_dir() + "/extract-" + u.sha256.substr(0, 16) + "-" + std::to_string(::getpid());
+      fs::remove_all(extraction.path);
+      fs::create_directories(extraction.path);
+      extract_tar(path, extraction.path);
+      std::string root = model_root(extraction.path);
+      auto m = HfModelDir::open(root);
+      std::string emb;
+      try {
+        emb = m.embedding_name();
+      } catch (const Error&) {
+      }
+      for (const auto& n : m.tensor_names()) {
+        const Tensor& t = m.at(n);
+        check_finite(t);
+        tensors.push_back(tensor_entry(t, n == emb));
+      }
+      fs::create_directories(models_dir);
+      if (!fs::exists(final_dir)) {
+        fs::rename(root, final_dir);
+      }
+    } else {
+      throw HttpError(http::status::unsupported_media_type, "format '" + fmt + "' is not accepted (npy, safetensors, tar, json, raw)",
+                      {{"field", "format"}});
+    }
+  } catch (const FormatError& e) {
+    json extra = {{"format", fmt}};
+    if (e.offset() >= 0) extra["offset"] = e.offset();
+    throw HttpError(http::status::unprocessable_entity, std::string("invalid ") + fmt + ": " + e.what(), extra);
+  } catch (const HttpError&) {
+    throw;
+  } catch (const Error& e) {
+    throw HttpError(http::status::unprocessable_entity, std::string("invalid ") + fmt + ": " + e.what(), {{"format", fmt}});
+  }
+  u.tensors_json = tensors.dump();
+  if (converted) {
+    blobs.adopt(converted->temp_path(), u.sha256);
+    converted->release();
+  } else {
+    blobs.adopt(sink->temp_path(), u.sha256);
+    sink->release();
+  }
+  u.created_unix = static_cast<int64_t>(std::time(nullptr));
+  return u;
+}
+
+}  // namespace tsm::server

@@ -1,0 +1,38 @@
+#include "config/auth.h"
+
+#include "common/sha256.h"
+
+namespace tsm::server {
+
+bool Principal::allows(Perm p) const {
+  if (p == Perm::Public || admin) return true;
+  switch (p) {
+    case Perm::Upload: case Perm::Jobs: case Perm::Read: return ci;
+    case Perm::Models: return ci || device;
+    case Perm::PostReports: return device;
+    default: return false;
+  }
+}
+
+Authenticator::Authenticator(const std::vector<TokenConfig>& tokens) {
+  for (const auto& t : tokens) {
+    Principal p;
+    p.name = t.name;
+    for (const auto& s : t.scopes) {
+      if (s == "admin") p.admin = true;
+      if (s == "ci") p.ci = true;
+      if (s == "device") p.device = true;
+    }
+    by_hash_[t.sha256] = p;
+  }
+}
+
+std::optional<Principal> Authenticator::authenticate(std::string_view h) const {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (h.size() <= kBearer.size() || h.substr(0, kBearer.size()) != kBearer) return std::nullopt;
+  auto it = by_hash_.find(sha256_hex(h.substr(kBearer.size())));
+  if (it == by_hash_.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace tsm::server

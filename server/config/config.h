@@ -1,0 +1,49 @@
+// Server configuration: defaults < config file (JSON with // comments) < TENSORSLM_* environment
+// variables < command-line flags. Invariant after validate(): sizes and counts are positive and
+// a non-loopback listen address has at least one token (otherwise the server refuses to start).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tsm::server {
+
+struct TokenConfig {
+  std::string name;                 ///< who holds it (logged, never the token itself)
+  std::string sha256;               ///< hex sha256 of the bearer token
+  std::vector<std::string> scopes;  ///< admin | ci | device
+};
+
+struct Config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;                         ///< 0 = ephemeral (tests); the bound port is logged and written to port_file
+  std::string data_dir = "var";
+  std::string port_file;                        ///< when set, the bound port is written there after listen
+  int io_threads = 2;                           ///< threads running the HTTP sessions
+  int workers = 1;                              ///< concurrent compression jobs
+  int codec_threads = 0;                        ///< threads per job (0 = hardware threads / workers)
+  int queue_capacity = 256;                     ///< queued jobs before POST /v1/jobs answers 503
+  uint64_t upload_max_bytes = uint64_t(8) << 30;  ///< POST /v1/uploads body limit
+  uint64_t body_max_bytes = uint64_t(1) << 20;    ///< every other request body
+  double header_timeout_s = 30;                 ///< time to receive a request's header
+  double body_idle_timeout_s = 30;              ///< longest pause between body bytes (slow-loris guard)
+  double max_wait_s = 600;                      ///< cap of ?wait=SECONDS
+  double job_timeout_s = 0;                     ///< a job running longer fails (0 = no limit)
+  std::string log_format = "text";              ///< text | json
+  std::string log_level = "info";
+  std::vector<TokenConfig> tokens;
+
+  bool is_loopback() const;
+  /// Throws tsm::Error with the key at fault.
+  void validate() const;
+};
+
+/// Reads a JSON-with-comments config file over the defaults. Throws tsm::Error naming the key.
+Config load_config_file(const std::string& path, Config base = {});
+/// Applies TENSORSLM_LISTEN, _DATA_DIR, _WORKERS, _IO_THREADS, _QUEUE_CAPACITY, _UPLOAD_MAX_BYTES,
+/// _BODY_IDLE_TIMEOUT_S, _LOG_FORMAT, _LOG_LEVEL from the environment.
+void apply_env(Config& c);
+/// Parses "HOST:PORT" into c.host / c.port. Throws tsm::Error on a malformed value.
+void apply_listen(Config& c, const std::string& listen);
+
+}  // namespace tsm::server

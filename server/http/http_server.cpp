@@ -1,0 +1,368 @@
+#include "http/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <limits>
+#include <optional>
+
+#include "common/error.h"
+#include "http/problem.h"
+#include "store/blob_store.h"
+
+namespace tsm::server {
+
+namespace beast = boost::beast;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// Beast body whose reader streams into a BlobSink (hashing as it writes); memory stays flat.
+struct SinkBody {
+  using value_type = std::shared_ptr<BlobSink>;
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>&, value_type& b) : body_(b) {}
+    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) { ec = {}; }
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      size_t n = 0;
+      try {
+        for (auto b : beast::buffers_range_ref(buffers)) {
+          body_->write(b.data(), b.size());
+          n += b.size();
+        }
+        ec = {};
+      } catch (const std::exception& e) {
+        spdlog::error("upload write failed: {}", e.what());
+        ec = beast::errc::make_error_code(beast::errc::io_error);
+      }
+      return n;
+    }
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
+
+std::string new_request_id() {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t base = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  char b[32];
+  std::snprintf(b, sizeof b, "r%08llx%06llx", static_cast<unsigned long long>(base & 0xffffffff),
+                static_cast<unsigned long long>(++counter));
+  return b;
+}
+
+bool sane_request_id(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& s, std::shared_ptr<HttpShared> sh) : stream_(std::move(s)), sh_(std::move(sh)) {}
+
+  void run() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  }
+
+ private:
+  const Config& cfg() const { return sh_->config; }
+
+  void do_read() {
+    hdr_.emplace();
+    hdr_->header_limit(16 * 1024);
+    hdr_->body_limit(std::numeric_limits<std::uint64_t>::max());  // real limit set per route below (1.74: none compares wrongly)
+    str_.reset();
+    up_.reset();
+    route_ = nullptr;
+    route_label_ = "unmatched";
+    stream_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(cfg().header_timeout_s)));
+    http::async_read_header(stream_, buffer_, *hdr_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::connection_reset || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::eof)
+      return close();
+    t0_ = Clock::now();
+    req_ = std::make_shared<Request>();
+    req_->request_id = new_request_id();
+    keep_alive_ = false;
+    if (ec) {
+      req_->target = "?";
+      return finish_early(problem(http::status::bad_request, "malformed HTTP request: " + ec.message()));
+    }
+    auto& h = hdr_->get();
+    keep_alive_ = h.keep_alive();
+    req_->method = h.method();
+    req_->target = std::string(h.target());
+    req_->headers = h.base();
+    if (auto rid = h.find("X-Request-Id"); rid != h.end() && sane_request_id(rid->value()))
+      req_->request_id = std::string(rid->value());
+    if (!split_target(req_->target, req_->path, req_->query))
+      return finish_early(problem(http::status::bad_request, "malformed percent-encoding in the request target"));
+    auto m = sh_->router->match(req_->method, req_->path);
+    if (!m.route) {
+      if (!m.allow.empty()) {
+        auto r = problem(http::status::method_not_allowed,
+                         std::string(http::to_string(req_->method)) + " is not allowed on " + req_->path +
+                             " (allowed: " + m.allow + ")");
+        r.set(http::field::allow, m.allow);
+        return finish_early(std::move(r));
+      }
+      return finish_early(problem(http::status::not_found, "no resource at " + req_->path + " (see /v1/openapi.json)"));
+    }
+    route_ = m.route;
+    route_label_ = route_->pattern;
+    req_->params = std::move(m.params);
+    if (sh_->auth->enabled() && route_->perm != Perm::Public) {
+      auto p = sh_->auth->authenticate(req_->header(http::field::authorization));
+      if (!p) {
+        auto r = problem(http::status::unauthorized,
+                         "missing or unknown bearer token: send 'Authorization: Bearer <token>'");
+        r.set(http::field::www_authenticate, "Bearer");
+        return finish_early(std::move(r));
+      }
+      if (!p->allows(route_->perm))
+        return finish_early(problem(http::status::forbidden, "token '" + p->name + "' lacks the scope for " +
+                                                                 route_->pattern));
+      req_->principal = *p;
+    } else {
+      req_->principal.name = "anonymous";
+      req_->principal.admin = true;
+    }
+    const bool streamed = route_->body == BodyMode::Streamed;
+    const uint64_t limit = streamed ? cfg().upload_max_bytes : cfg().body_max_bytes;
+    if (auto len = hdr_->content_length(); len && *len > limit)
+      return finish_early(problem(http::status::payload_too_large,
+                                  "body of " + std::to_string(*len) + " bytes exceeds the limit of " +
+                                      std::to_string(limit) + " bytes for " + route_->pattern));
+    bool expect_continue = beast::iequals(h[http::field::expect], "100-continue");
+    auto start_body = [self = shared_from_this(), streamed, limit] {
+      if (streamed) {
+        std::shared_ptr<BlobSink> sink;
+        try {
+          sink = std::make_shared<BlobSink>(self->sh_->tmp_dir);
+        } catch (const std::exception& e) {
+          return self->finish_early(problem(http::status::internal_server_error, e.what()));
+        }
+        self->up_.emplace(std::move(*self->hdr_));
+        self->up_->body_limit(limit);
+        self->up_->get().body() = sink;
+        self->read_upload_some();
+      } else {
+        self->str_.emplace(std::move(*self->hdr_));
+        self->str_->body_limit(limit);
+        self->stream_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::duration<double>(self->cfg().body_idle_timeout_s)));
+        http::async_read(self->stream_, self->buffer_, *self->str_,
+                         [self](beast::error_code ec, size_t) { self->on_body(ec); });
+      }
+    };
+    if (expect_continue) {
+      static const std::string k100 = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(stream_, asio::buffer(k100), [self = shared_from_this(), start_body](beast::error_code ec, size_t) {
+        if (ec) return self->close();
+        start_body();
+      });
+    } else {
+      start_body();
+    }
+  }
+
+  void read_upload_some() {
+    stream_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::duration<double>(cfg().body_idle_timeout_s)));
+    http::async_read_some(stream_, buffer_, *up_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) { self->on_upload_some(ec); });
+  }
+
+  void on_upload_some(beast::error_code ec) {
+    if (ec) return body_failed(ec);
+    if (!up_->is_done()) return read_upload_some();
+    req_->upload = up_->get().body();
+    up_->get().body().reset();
+    dispatch();
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec) return body_failed(ec);
+    req_->body = std::move(str_->get().body());
+    dispatch();
+  }
+
+  void body_failed(beast::error_code ec) {
+    // Drop the sink first: an interrupted upload leaves no file behind.
+    if (up_) up_->get().body().reset();
+    keep_alive_ = false;
+    if (ec == http::error::body_limit)
+      return finish_early(problem(http::status::payload_too_large,
+                                  "body exceeds the limit of " +
+                                      std::to_string(route_ && route_->body == BodyMode::Streamed
+                                                         ? cfg().upload_max_bytes
+                                                         : cfg().body_max_bytes) +
+                                      " bytes for " + route_label_));
+    if (ec == beast::error::timeout) {
+      spdlog::warn("[{}] {} {}: body stalled for {} s; closing", req_->request_id, http::to_string(req_->method),
+                   req_->target, cfg().body_idle_timeout_s);
+      return finish_early(problem(http::status::request_timeout,
+                                  "the request body stalled for more than " +
+                                      std::to_string(static_cast<int>(cfg().body_idle_timeout_s)) + " s"));
+    }
+    if (ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset) {
+      spdlog::warn("[{}] {} {}: client went away mid-body ({})", req_->request_id, http::to_string(req_->method),
+                   req_->target, ec.message());
+      return close();
+    }
+    finish_early(problem(http::status::bad_request, "malformed request body: " + ec.message()));
+  }
+
+  void dispatch() {
+    stream_.expires_never();
+    auto self = shared_from_this();
+    auto once = std::make_shared<std::atomic<bool>>(false);
+    Respond respond = [self, once](Response r) {
+      if (once->exchange(true)) return;
+      asio::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->send(std::move(r)); });
+    };
+    try {
+      route_->handler(req_, respond);
+    } catch (const HttpError& e) {
+      respond(problem(e.status, e.what(), e.extra));
+    } catch (const ParamError& e) {
+      respond(problem(http::status::unprocessable_entity, e.what(), {{"field", e.field()}}));
+    } catch (const FormatError& e) {
+      json extra = json::object();
+      if (e.offset() >= 0) extra["offset"] = e.offset();
+      respond(problem(http::status::unprocessable_entity, e.what(), extra));
+    } catch (const Error& e) {
+      respond(problem(http::status::bad_request, e.what()));
+    } catch (const std::exception& e) {
+      spdlog::error("[{}] handler failed: {}", req_->request_id, e.what());
+      respond(problem(http::status::internal_server_error, std::string("internal error: ") + e.what()));
+    }
+  }
+
+  void finish_early(StringResponse r) {
+    // The body (if any) was not read: the connection cannot be reused.
+    keep_alive_ = false;
+    send(std::move(r));
+  }
+
+  void send(Response r) {
+    std::visit(
+        [this](auto& msg) {
+          msg.keep_alive(keep_alive_);
+          msg.set(http::field::server, "tensorslm-server/" TSM_VERSION);
+          msg.set("X-Request-Id", req_->request_id);
+          status_ = static_cast<int>(msg.result_int());
+          if (req_->method == http::verb::head) {
+            // HEAD: the GET handler's headers (Content-Length included), no body.
+            http::response<http::empty_body> head{msg.result(), msg.version()};
+            head.base() = msg.base();
+            write(std::move(head));
+          } else {
+            write(std::move(msg));
+          }
+        },
+        r);
+  }
+
+  template <class Msg>
+  void write(Msg&& msg) {
+    auto sp = std::make_shared<std::decay_t<Msg>>(std::move(msg));
+    res_ = sp;
+    stream_.expires_after(std::chrono::seconds(300));
+    http::async_write(stream_, *sp, [self = shared_from_this(), close = sp->need_eof()](beast::error_code ec,
+                                                                                       size_t bytes) {
+      self->on_write(ec, bytes, close);
+    });
+  }
+
+  void on_write(beast::error_code ec, size_t bytes, bool close_after) {
+    double secs = std::chrono::duration<double>(Clock::now() - t0_).count();
+    sh_->metrics->observe_request(route_label_, status_, secs);
+    spdlog::info("[{}] {} {} {} {}B {:.1f}ms {}", req_->request_id, http::to_string(req_->method), req_->target,
+                 status_, bytes, secs * 1e3, req_->principal.name);
+    res_.reset();
+    req_.reset();
+    if (ec || close_after) return close();
+    do_read();
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_{1 << 20};
+  std::shared_ptr<HttpShared> sh_;
+  std::optional<http::request_parser<http::empty_body>> hdr_;
+  std::optional<http::request_parser<http::string_body>> str_;
+  std::optional<http::request_parser<SinkBody>> up_;
+  const Route* route_ = nullptr;
+  std::string route_label_;
+  RequestPtr req_;
+  std::shared_ptr<void> res_;
+  bool keep_alive_ = false;
+  int status_ = 0;
+  Clock::time_point t0_;
+};
+
+}  // namespace
+
+HttpServer::HttpServer(asio::io_context& ioc, std::shared_ptr<HttpShared> shared)
+    : ioc_(ioc), acceptor_(asio::make_strand(ioc)), shared_(std::move(shared)) {}
+
+uint16_t HttpServer::listen(const std::string& host, uint16_t port) {
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) throw Error("listen: bad address '" + host + "'");
+  tcp::endpoint ep{addr, port};
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw Error("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  return acceptor_.local_endpoint().port();
+}
+
+void HttpServer::start() { do_accept(); }
+
+void HttpServer::stop() {
+  asio::post(acceptor_.get_executor(), [this] {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  });
+}
+
+void HttpServer::do_accept() {
+  acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) {
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Session>(std::move(socket), shared_)->run();
+    }
+    do_accept();
+  });
+}
+
+}  // namespace tsm::server

@@ -1,0 +1,26 @@
+// Response builders: JSON bodies and application/problem+json errors (RFC 9457: type, title,
+// status, detail, plus `field` / `offset` when a parameter or byte is at fault).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "http/request.h"
+
+namespace tsm::server {
+
+using json = nlohmann::json;
+
+/// `extra` members (e.g. {"field": "params.ranks"}) are merged into the problem object.
+StringResponse problem(http::status status, const std::string& detail, const json& extra = json::object());
+StringResponse json_response(http::status status, const json& body);
+StringResponse text_response(http::status status, std::string body, const std::string& content_type);
+
+/// A handler-side error turned into a problem response by the router (handlers may throw it).
+struct HttpError : std::runtime_error {
+  HttpError(http::status s, const std::string& detail, json extra = json::object())
+      : std::runtime_error(detail), status(s), extra(std::move(extra)) {}
+  http::status status;
+  json extra;
+};
+
+}  // namespace tsm::server

@@ -1,0 +1,52 @@
+#include "jobs/job_runner.h"
+
+#include <cstdio>
+
+#include "codec/artifact_builder.h"
+#include "codec/metrics_json.h"
+
+namespace tsm::server {
+
+using nlohmann::json;
+
+
+v1::Artifact compress_tensors(std::span<const Tensor> tensors, const std::string& source_sha256, const JobSpec& spec,
+                              const CodecContext& ctx) {
+  return build_artifact(tensors, source_sha256, spec.method, spec.params, ctx);
+}
+
+json artifact_result_json(const v1::Artifact& a) {
+  json tensors = json::array();
+  for (const auto& t : a.tensors()) tensors.push_back(tensor_report_json(t));
+  json out = {{"tensors", tensors}, {"total", metrics_to_json(a.total())}};
+  if (a.has_quality() && a.quality().tokens() > 0) {
+    const auto& q = a.quality();
+    out["quality"] = {{"ppl_dense", q.ppl_dense()}, {"ppl_compressed", q.ppl_compressed()}, {"kl_mean", q.kl_mean()},
+                      {"top1_agreement", q.top1_agreement()}, {"tokens", q.tokens()}};
+  }
+  return out;
+}
+
+std::string quality_gate_failure(const v1::Artifact& a, const JobSpec& spec) {
+  if (spec.max_rel_error) {
+    for (const auto& t : a.tensors())
+      if (t.metrics().rel_error() > *spec.max_rel_error) {
+        char b[256];
+        std::snprintf(b, sizeof b, "quality gate: tensor '%s' has rel_error %.6g > max_rel_error %.6g",
+                      t.name().c_str(), t.metrics().rel_error(), *spec.max_rel_error);
+        return std::string(b) + "; raise ranks/lower eps or relax the gate";
+      }
+  }
+  if (spec.max_kl) {
+    if (!a.has_quality() || a.quality().tokens() == 0)
+      return "quality gate: max_kl needs a whole-model job whose model ran (no KL was measured)";
+    if (a.quality().kl_mean() > *spec.max_kl) {
+      char b[256];
+      std::snprintf(b, sizeof b, "quality gate: KL %.6g nats > max_kl %.6g", a.quality().kl_mean(), *spec.max_kl);
+      return b;
+    }
+  }
+  return "";
+}
+
+}  // namespace tsm::server

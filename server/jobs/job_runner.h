@@ -1,0 +1,27 @@
+// One job's computation, independent of HTTP and of the store: compress the selected tensors of an
+// upload into an Artifact, describe the result as JSON (the same views as the CLI's --json) and
+// check the quality gate. Runs on a worker thread; honours CodecContext's cancel flag.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+
+#include "artifact.pb.h"
+#include "codec/codec.h"
+#include "common/tensor.h"
+#include "jobs/job_spec.h"
+
+namespace tsm::server {
+
+/// build_artifact (codec/artifact_builder.h) with the job's method and params: the same artifact the
+/// CLI writes. Progress is reported across tensors. Throws tsm::Canceled, tsm::Error.
+v1::Artifact compress_tensors(std::span<const Tensor> tensors, const std::string& source_sha256, const JobSpec& spec,
+                              const CodecContext& ctx);
+
+/// {tensors: [tensor_report_json], total: metrics_to_json, quality?} (codec/metrics_json.h: the CLI's views).
+nlohmann::json artifact_result_json(const v1::Artifact& a);
+
+/// Empty when the artifact passes spec's gate; else what missed and by how much.
+std::string quality_gate_failure(const v1::Artifact& a, const JobSpec& spec);
+
+}  // namespace tsm::server

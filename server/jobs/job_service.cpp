@@ -1,0 +1,224 @@
+#include "jobs/job_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "codec/codec.h"
+#include "common/error.h"
+#include "formats/artifact_io.h"
+#include "jobs/job_input.h"
+#include "jobs/job_runner.h"
+#include "jobs/job_spec.h"
+
+namespace tsm::server {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
+double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+}  // namespace
+
+JobService::JobService(MetadataStore& store, BlobStore& blobs, std::string models_dir, int workers, int codec_threads,
+                       size_t queue_capacity)
+    : store_(store), blobs_(blobs), models_dir_(std::move(models_dir)), workers_(workers),
+      codec_threads_(codec_threads > 0 ? codec_threads
+                                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / workers)),
+      queue_(queue_capacity) {}
+
+JobService::~JobService() { stop(); }
+
+void JobService::start() {
+  int n = store_.requeue_running();
+  if (n > 0) spdlog::warn("{} job(s) were running when the server stopped; queued again", n);
+  for (auto& j : store_.queued_jobs()) {
+    {
+      std::lock_guard lk(mu_);
+      live_[j.id] = std::make_shared<Live>();
+    }
+    queue_.push(j.id, j.priority, j.seq, /*force=*/true);
+  }
+  for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { worker_loop(); });
+  spdlog::info("job workers: {} (codec threads per job: {}), {} job(s) queued", workers_, codec_threads_, queue_.size());
+}
+
+void JobService::stop() {
+  if (stopping_.exchange(true)) return;
+  queue_.close();
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [id, l] : live_)
+      if (l->running) l->cancel = true;  // checkpoint: run_one puts them back to 'queued'
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+bool JobService::submit(JobRecord& j) {
+  std::lock_guard lk(mu_);
+  if (stopping_ || queue_.size() >= queue_.capacity()) return false;
+  j.state = "queued";
+  store_.insert_job(j);
+  live_[j.id] = std::make_shared<Live>();
+  queue_.push(j.id, j.priority, j.seq, /*force=*/true);
+  return true;
+}
+
+JobService::CancelResult JobService::cancel(const std::string& id) {
+  std::shared_ptr<Live> live;
+  {
+    std::lock_guard lk(mu_);
+    auto it = live_.find(id);
+    if (it != live_.end()) live = it->second;
+    if (live && !live->running && queue_.remove(id)) {
+      auto j = store_.get_job(id);
+      if (j) {
+        j->state = "canceled";
+        j->finished_unix = now_unix();
+        j->error = "canceled while queued";
+        store_.update_job(*j);
+      }
+      auto waiters = std::move(live->waiters);
+      live_.erase(id);
+      for (auto& w : waiters) w();
+      return CancelResult::Canceled;
+    }
+  }
+  if (live) {
+    live->cancel = true;
+    return CancelResult::Requested;
+  }
+  return store_.get_job(id) ? CancelResult::AlreadyFinished : CancelResult::NotFound;
+}
+
+double JobService::progress(const std::string& id, double stored) const {
+  std::lock_guard lk(mu_);
+  auto it = live_.find(id);
+  return (it != live_.end() && it->second->running) ? it->second->progress.load() : stored;
+}
+
+void JobService::when_done(const std::string& id, std::function<void()> cb) {
+  {
+    std::lock_guard lk(mu_);
+    auto it = live_.find(id);
+    if (it != live_.end()) {
+      it->second->waiters.push_back(std::move(cb));
+      return;
+    }
+  }
+  cb();
+}
+
+void JobService::worker_loop() {
+  while (auto id = queue_.pop()) {
+    std::shared_ptr<Live> live;
+    {
+      std::lock_guard lk(mu_);
+      auto it = live_.find(*id);
+      if (it == live_.end()) continue;
+      live = it->second;
+      live->running = true;
+    }
+    ++running_;
+    try {
+      run_one(*id, live);
+    } catch (const std::exception& e) {
+      spdlog::error("job {}: store failure: {}", *id, e.what());
+    }
+    --running_;
+    finish(*id);
+  }
+}
+
+void JobService::finish(const std::string& id) {
+  std::vector<std::function<void()>> waiters;
+  {
+    std::lock_guard lk(mu_);
+    auto it = live_.find(id);
+    if (it == live_.end()) return;
+    waiters = std::move(it->second->waiters);
+    live_.erase(it);
+  }
+  for (auto& w : waiters) w();
+}
+
+void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& live) {
+  auto row = store_.get_job(id);
+  if (!row || row->state != "queued") return;
+  JobRecord j = *row;
+  const auto t_start = Clock::now();
+  j.state = "running";
+  j.started_unix = now_unix();
+  j.attempts += 1;
+  j.progress = 0;
+  store_.update_job(j);
+  spdlog::info("job {}: running ({} attempt {})", id, j.method, j.attempts);
+
+  json timings = {{"queued_s", static_cast<double>(j.started_unix - j.created_unix)}};
+  auto t_load = t_start, t_comp = t_start, t_store = t_start;
+  try {
+    JobSpec spec = parse_job_spec(json::parse(j.spec_json));
+    auto upload = store_.get_upload(spec.upload);
+    if (!upload) throw Error("upload " + spec.upload + " was deleted before the job ran; upload it again");
+    if (spec.whole_model)
+      throw Error("whole-model jobs are not available in this build (the model artifact builder is missing); "
+                  "compress named tensors instead (drop whole_model)");
+    auto which = select_tensors(*upload, spec.tensors);
+    auto tensors = load_tensors(*upload, blobs_.path(upload->sha256), models_dir_ + "/" + upload->sha256, which);
+    t_load = Clock::now();
+    CodecContext ctx;
+    ctx.progress = [live](double p) { live->progress = std::clamp(p, 0.0, 1.0); };
+    ctx.cancel = &live->cancel;
+    ctx.threads = codec_threads_;
+    v1::Artifact art = compress_tensors(tensors, upload->sha256, spec, ctx);
+    t_comp = Clock::now();
+    std::string bytes = serialize_artifact(art);
+    std::string sha = blobs_.put(bytes);
+    store_.insert_artifact({sha, bytes.size(), id, spec.method, now_unix()});
+    t_store = Clock::now();
+    json result = artifact_result_json(art);
+    result["artifact"] = {{"id", sha}, {"sha256", sha}, {"size_bytes", bytes.size()}, {"url", "/v1/artifacts/" + sha}};
+    std::string gate = quality_gate_failure(art, spec);
+    if (!gate.empty()) {
+      j.state = "failed";
+      j.error = gate;
+    } else {
+      j.state = "succeeded";
+      if (!spec.publish_model.empty()) {
+        ModelVersion v{spec.publish_model, spec.publish_tag, sha, id, bytes.size(), 0, now_unix()};
+        store_.insert_model_version(v);
+        result["published"] = {{"model", v.model}, {"tag", v.tag}, {"url", "/v1/models/" + v.model + "/latest"}};
+      }
+    }
+    j.progress = 1;
+    j.result_json = result.dump();
+  } catch (const Canceled&) {
+    if (stopping_) {
+      j.state = "queued";  // checkpoint: picked up again after restart
+      j.progress = 0;
+      j.started_unix = 0;
+      store_.update_job(j);
+      spdlog::info("job {}: interrupted by shutdown, queued again", id);
+      return;
+    }
+    j.state = "canceled";
+    j.error = "canceled by request";
+  } catch (const std::exception& e) {
+    j.state = "failed";
+    j.error = e.what();
+  }
+  const auto t_end = Clock::now();
+  timings["load_s"] = secs(t_start, t_load);
+  if (t_comp > t_load) timings["compress_s"] = secs(t_load, t_comp);
+  if (t_store > t_comp) timings["store_s"] = secs(t_comp, t_store);
+  timings["run_s"] = secs(t_start, t_end);
+  j.timings_json = timings.dump();
+  j.finished_unix = now_unix();
+  store_.update_job(j);
+  spdlog::info("job {}: {}{}{} ({:.2f} s)", id, j.state, j.error.empty() ? "" : ": ", j.error, secs(t_start, t_end));
+}
+
+}  // namespace tsm::server

@@ -1,0 +1,128 @@
+#include "store/blob_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+
+namespace fs = std::filesystem;
+
+namespace tsm::server {
+namespace {
+
+std::string random_hex(int n) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789abcdef";
+  std::string s(n, '0');
+  for (auto& c : s) c = digits[rng() & 15];
+  return s;
+}
+
+void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+bool is_sha256_hex(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+BlobSink::BlobSink(const std::string& tmp_dir) {
+  path_ = tmp_dir + "/upload-" + random_hex(16);
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error("cannot create " + path_ + ": " + std::strerror(errno));
+}
+
+BlobSink::~BlobSink() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!released_) ::unlink(path_.c_str());
+}
+
+void BlobSink::write(const void* data, size_t n) {
+  sha_.update(data, n);
+  if (head_.size() < 65536) head_.append(static_cast<const char*>(data), std::min(n, 65536 - head_.size()));
+  auto p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd_, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    bytes_ += static_cast<uint64_t>(w);
+  }
+}
+
+std::string BlobSink::finish() {
+  if (::fsync(fd_) != 0) throw Error("fsync " + path_ + ": " + std::strerror(errno));
+  ::close(fd_);
+  fd_ = -1;
+  return sha_.hex_digest();
+}
+
+BlobStore::BlobStore(std::string root) : root_(std::move(root)) {
+  fs::create_directories(root_ + "/blobs");
+  fs::create_directories(root_ + "/tmp");
+  for (auto& e : fs::directory_iterator(root_ + "/tmp")) fs::remove_all(e.path());
+  uint64_t total = 0;
+  for (auto& e : fs::recursive_directory_iterator(root_ + "/blobs"))
+    if (e.is_regular_file()) total += e.file_size();
+  bytes_stored_ = total;
+}
+
+std::string BlobStore::path(std::string_view sha) const {
+  if (!is_sha256_hex(sha)) throw Error("not a sha256: '" + std::string(sha) + "'");
+  return root_ + "/blobs/" + std::string(sha.substr(0, 2)) + "/" + std::string(sha);
+}
+
+bool BlobStore::exists(std::string_view sha) const { return is_sha256_hex(sha) && fs::exists(path(sha)); }
+
+std::string BlobStore::adopt(const std::string& temp_path, const std::string& sha) {
+  std::string dst = path(sha);
+  std::string dir = fs::path(dst).parent_path().string();
+  fs::create_directories(dir);
+  if (fs::exists(dst)) {
+    fs::remove(temp_path);
+    return dst;
+  }
+  uint64_t size = fs::file_size(temp_path);
+  if (::rename(temp_path.c_str(), dst.c_str()) != 0)
+    throw Error("cannot move " + temp_path + " to " + dst + ": " + std::strerror(errno));
+  fsync_dir(dir);
+  bytes_stored_ += size;
+  return dst;
+}
+
+std::string BlobStore::put(std::string_view bytes) {
+  std::string sha = sha256_hex(bytes);
+  std::string dst = path(sha);
+  if (fs::exists(dst)) return sha;
+  fs::create_directories(fs::path(dst).parent_path());
+  write_file_atomic(dst, bytes);
+  bytes_stored_ += bytes.size();
+  return sha;
+}
+
+void BlobStore::remove(std::string_view sha) {
+  std::error_code ec;
+  std::string p = path(sha);
+  uint64_t size = fs::file_size(p, ec);
+  if (!ec && fs::remove(p, ec)) bytes_stored_ -= size;
+}
+
+}  // namespace tsm::server

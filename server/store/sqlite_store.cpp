@@ -1,0 +1,324 @@
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include "common/error.h"
+
+namespace tsm::server {
+namespace {
+
+// Versioned schema: never edit an entry, append a new one.
+const char* const kMigrations[] = {
+    // 1: the initial schema
+    R"sql(
+CREATE TABLE uploads (
+  id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, format TEXT NOT NULL, name TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL, tensors_json TEXT NOT NULL, created_unix INTEGER NOT NULL);
+CREATE INDEX uploads_sha ON uploads(sha256);
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, upload TEXT NOT NULL, method TEXT NOT NULL,
+  spec_json TEXT NOT NULL, priority INTEGER NOT NULL, state TEXT NOT NULL, progress REAL NOT NULL,
+  error TEXT NOT NULL, result_json TEXT NOT NULL, timings_json TEXT NOT NULL, attempts INTEGER NOT NULL,
+  created_unix INTEGER NOT NULL, started_unix INTEGER NOT NULL, finished_unix INTEGER NOT NULL);
+CREATE INDEX jobs_state ON jobs(state);
+CREATE TABLE artifacts (
+  sha256 TEXT PRIMARY KEY, size_bytes INTEGER NOT NULL, job_id TEXT NOT NULL, method TEXT NOT NULL,
+  created_unix INTEGER NOT NULL);
+CREATE TABLE model_versions (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT NOT NULL, tag TEXT NOT NULL, artifact_sha256 TEXT NOT NULL,
+  job_id TEXT NOT NULL, size_bytes INTEGER NOT NULL, created_unix INTEGER NOT NULL);
+CREATE INDEX model_versions_model ON model_versions(model, seq);
+)sql",
+    // 2: device reports
+    R"sql(
+CREATE TABLE reports (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, model TEXT NOT NULL, tag TEXT NOT NULL,
+  artifact_sha256 TEXT NOT NULL, created_unix INTEGER NOT NULL, report_json TEXT NOT NULL);
+CREATE INDEX reports_model_device ON reports(model, device, created_unix);
+)sql",
+};
+
+// A prepared statement with RAII finalize and positional binding.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
+      throw Error(std::string("sqlite prepare failed: ") + sqlite3_errmsg(db));
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); return *this; }
+  Stmt& bind(int i, double v) { sqlite3_bind_double(s_, i, v); return *this; }
+  /// true while a row is available.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw Error(std::string("sqlite step failed: ") + sqlite3_errmsg(db_));
+  }
+  std::string text(int c) const {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
+    return p ? std::string(p, sqlite3_column_bytes(s_, c)) : std::string();
+  }
+  int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+  double f64(int c) const { return sqlite3_column_double(s_, c); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+const char* kJobCols =
+    "seq,id,upload,method,spec_json,priority,state,progress,error,result_json,timings_json,attempts,"
+    "created_unix,started_unix,finished_unix";
+
+JobRecord read_job(const Stmt& s) {
+  JobRecord j;
+  j.seq = s.i64(0); j.id = s.text(1); j.upload = s.text(2); j.method = s.text(3); j.spec_json = s.text(4);
+  j.priority = static_cast<int>(s.i64(5)); j.state = s.text(6); j.progress = s.f64(7); j.error = s.text(8);
+  j.result_json = s.text(9); j.timings_json = s.text(10); j.attempts = static_cast<int>(s.i64(11));
+  j.created_unix = s.i64(12); j.started_unix = s.i64(13); j.finished_unix = s.i64(14);
+  return j;
+}
+
+UploadRecord read_upload(const Stmt& s) {
+  UploadRecord u;
+  u.id = s.text(0); u.sha256 = s.text(1); u.format = s.text(2); u.name = s.text(3);
+  u.size_bytes = static_cast<uint64_t>(s.i64(4)); u.tensors_json = s.text(5); u.created_unix = s.i64(6);
+  return u;
+}
+
+ModelVersion read_version(const Stmt& s) {
+  ModelVersion v;
+  v.seq = s.i64(0); v.model = s.text(1); v.tag = s.text(2); v.artifact_sha256 = s.text(3); v.job_id = s.text(4);
+  v.size_bytes = static_cast<uint64_t>(s.i64(5)); v.created_unix = s.i64(6);
+  return v;
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(const std::string& path) : path_(path) {
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    throw Error("cannot open database " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  exec("PRAGMA journal_mode=WAL;");
+  exec("PRAGMA synchronous=NORMAL;");
+  exec("PRAGMA foreign_keys=ON;");
+  migrate();
+}
+
+SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+
+void SqliteStore::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw Error("sqlite (" + path_ + "): " + msg);
+  }
+}
+
+int SqliteStore::latest_schema_version() { return static_cast<int>(std::size(kMigrations)); }
+
+void SqliteStore::migrate() {
+  std::lock_guard lk(mu_);
+  exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_unix INTEGER NOT NULL);");
+  int current = 0;
+  {
+    Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    if (s.step()) current = static_cast<int>(s.i64(0));
+  }
+  if (current > latest_schema_version())
+    throw Error("database " + path_ + " has schema version " + std::to_string(current) +
+                ", newer than this server (" + std::to_string(latest_schema_version()) + "); upgrade the server");
+  for (int v = current + 1; v <= latest_schema_version(); ++v) {
+    exec("BEGIN IMMEDIATE;");
+    try {
+      exec(kMigrations[v - 1]);
+      Stmt s(db_, "INSERT INTO schema_migrations(version, applied_unix) VALUES(?, strftime('%s','now'))");
+      s.bind(1, int64_t{v}).step();
+      exec("COMMIT;");
+    } catch (...) {
+      exec("ROLLBACK;");
+      throw;
+    }
+  }
+}
+
+int SqliteStore::schema_version() {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  return s.step() ? static_cast<int>(s.i64(0)) : 0;
+}
+
+void SqliteStore::insert_upload(const UploadRecord& u) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "INSERT INTO uploads(id,sha256,format,name,size_bytes,tensors_json,created_unix) VALUES(?,?,?,?,?,?,?)");
+  s.bind(1, u.id).bind(2, u.sha256).bind(3, u.format).bind(4, u.name).bind(5, static_cast<int64_t>(u.size_bytes))
+      .bind(6, u.tensors_json).bind(7, u.created_unix).step();
+}
+
+std::optional<UploadRecord> SqliteStore::get_upload(const std::string& id) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "SELECT id,sha256,format,name,size_bytes,tensors_json,created_unix FROM uploads WHERE id=?");
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  return read_upload(s);
+}
+
+bool SqliteStore::delete_upload(const std::string& id) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "DELETE FROM uploads WHERE id=?");
+  s.bind(1, id).step();
+  return sqlite3_changes(db_) > 0;
+}
+
+int64_t SqliteStore::blob_refs(const std::string& sha256) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "SELECT (SELECT COUNT(*) FROM uploads WHERE sha256=?1) + (SELECT COUNT(*) FROM artifacts WHERE sha256=?1)");
+  s.bind(1, sha256);
+  return s.step() ? s.i64(0) : 0;
+}
+
+void SqliteStore::insert_job(JobRecord& j) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_,
+         "INSERT INTO jobs(id,upload,method,spec_json,priority,state,progress,error,result_json,timings_json,attempts,"
+         "created_unix,started_unix,finished_unix) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  s.bind(1, j.id).bind(2, j.upload).bind(3, j.method).bind(4, j.spec_json).bind(5, int64_t{j.priority})
+      .bind(6, j.state).bind(7, j.progress).bind(8, j.error).bind(9, j.result_json).bind(10, j.timings_json)
+      .bind(11, int64_t{j.attempts}).bind(12, j.created_unix).bind(13, j.started_unix).bind(14, j.finished_unix).step();
+  j.seq = sqlite3_last_insert_rowid(db_);
+}
+
+std::optional<JobRecord> SqliteStore::get_job(const std::string& id) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, (std::string("SELECT ") + kJobCols + " FROM jobs WHERE id=?").c_str());
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  return read_job(s);
+}
+
+std::vector<JobRecord> SqliteStore::list_jobs(const JobFilter& f) {
+  std::lock_guard lk(mu_);
+  std::string sql = std::string("SELECT ") + kJobCols +
+                    " FROM jobs WHERE seq > ?1 AND (?2 = '' OR state = ?2) AND (?3 = '' OR method = ?3)"
+                    " AND (?4 = '' OR upload = ?4) ORDER BY seq LIMIT ?5";
+  Stmt s(db_, sql.c_str());
+  s.bind(1, f.after_seq).bind(2, f.state).bind(3, f.method).bind(4, f.upload).bind(5, int64_t{f.limit});
+  std::vector<JobRecord> out;
+  while (s.step()) out.push_back(read_job(s));
+  return out;
+}
+
+void SqliteStore::update_job(const JobRecord& j) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_,
+         "UPDATE jobs SET state=?2, progress=?3, error=?4, result_json=?5, timings_json=?6, attempts=?7,"
+         " started_unix=?8, finished_unix=?9 WHERE id=?1");
+  s.bind(1, j.id).bind(2, j.state).bind(3, j.progress).bind(4, j.error).bind(5, j.result_json)
+      .bind(6, j.timings_json).bind(7, int64_t{j.attempts}).bind(8, j.started_unix).bind(9, j.finished_unix).step();
+}
+
+int SqliteStore::requeue_running() {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "UPDATE jobs SET state='queued', progress=0 WHERE state='running'");
+  s.step();
+  return sqlite3_changes(db_);
+}
+
+std::vector<JobRecord> SqliteStore::queued_jobs() {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, (std::string("SELECT ") + kJobCols + " FROM jobs WHERE state='queued' ORDER BY seq").c_str());
+  std::vector<JobRecord> out;
+  while (s.step()) out.push_back(read_job(s));
+  return out;
+}
+
+std::map<std::string, int64_t> SqliteStore::count_jobs_by_state() {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  std::map<std::string, int64_t> out;
+  while (s.step()) out[s.text(0)] = s.i64(1);
+  return out;
+}
+
+void SqliteStore::insert_artifact(const ArtifactRecord& a) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "INSERT OR IGNORE INTO artifacts(sha256,size_bytes,job_id,method,created_unix) VALUES(?,?,?,?,?)");
+  s.bind(1, a.sha256).bind(2, static_cast<int64_t>(a.size_bytes)).bind(3, a.job_id).bind(4, a.method)
+      .bind(5, a.created_unix).step();
+}
+
+std::optional<ArtifactRecord> SqliteStore::get_artifact(const std::string& sha256) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "SELECT sha256,size_bytes,job_id,method,created_unix FROM artifacts WHERE sha256=?");
+  s.bind(1, sha256);
+  if (!s.step()) return std::nullopt;
+  ArtifactRecord a;
+  a.sha256 = s.text(0); a.size_bytes = static_cast<uint64_t>(s.i64(1)); a.job_id = s.text(2); a.method = s.text(3);
+  a.created_unix = s.i64(4);
+  return a;
+}
+
+void SqliteStore::insert_model_version(ModelVersion& v) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "INSERT INTO model_versions(model,tag,artifact_sha256,job_id,size_bytes,created_unix) VALUES(?,?,?,?,?,?)");
+  s.bind(1, v.model).bind(2, v.tag).bind(3, v.artifact_sha256).bind(4, v.job_id)
+      .bind(5, static_cast<int64_t>(v.size_bytes)).bind(6, v.created_unix).step();
+  v.seq = sqlite3_last_insert_rowid(db_);
+}
+
+std::vector<std::string> SqliteStore::list_models() {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "SELECT DISTINCT model FROM model_versions ORDER BY model");
+  std::vector<std::string> out;
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+
+std::vector<ModelVersion> SqliteStore::model_versions(const std::string& model) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_,
+         "SELECT seq,model,tag,artifact_sha256,job_id,size_bytes,created_unix FROM model_versions WHERE model=?"
+         " ORDER BY seq DESC");
+  s.bind(1, model);
+  std::vector<ModelVersion> out;
+  while (s.step()) out.push_back(read_version(s));
+  return out;
+}
+
+void SqliteStore::insert_report(ReportRecord& r) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, "INSERT INTO reports(device,model,tag,artifact_sha256,created_unix,report_json) VALUES(?,?,?,?,?,?)");
+  s.bind(1, r.device).bind(2, r.model).bind(3, r.tag).bind(4, r.artifact_sha256).bind(5, r.created_unix)
+      .bind(6, r.report_json).step();
+  r.id = sqlite3_last_insert_rowid(db_);
+}
+
+std::vector<ReportRecord> SqliteStore::list_reports(const ReportFilter& f) {
+  std::lock_guard lk(mu_);
+  Stmt s(db_,
+         "SELECT id,device,model,tag,artifact_sha256,created_unix,report_json FROM reports WHERE"
+         " (?1 = '' OR device = ?1) AND (?2 = '' OR model = ?2) AND (?3 = '' OR tag = ?3)"
+         " AND (?4 = 0 OR created_unix >= ?4) AND (?5 = 0 OR created_unix <= ?5) ORDER BY id DESC LIMIT ?6");
+  s.bind(1, f.device).bind(2, f.model).bind(3, f.tag).bind(4, f.since_unix).bind(5, f.until_unix)
+      .bind(6, int64_t{f.limit});
+  std::vector<ReportRecord> out;
+  while (s.step()) {
+    ReportRecord r;
+    r.id = s.i64(0); r.device = s.text(1); r.model = s.text(2); r.tag = s.text(3); r.artifact_sha256 = s.text(4);
+    r.created_unix = s.i64(5); r.report_json = s.text(6);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace tsm::server
