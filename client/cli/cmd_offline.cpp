@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -106,7 +107,8 @@ std::string compact(const std::string& params_json, size_t max = 40) {
   return s.size() > max ? s.substr(0, max - 3) + "..." : s;
 }
 
-void print_table(std::ostream& os, const std::vector<std::vector<std::string>>& rows) {
+/// Aligned columns; the first `left` columns are left-aligned, the rest (numbers) right-aligned.
+void print_table(std::ostream& os, const std::vector<std::vector<std::string>>& rows, size_t left = 2) {
   std::vector<size_t> w;
   for (const auto& r : rows)
     for (size_t i = 0; i < r.size(); ++i) {
@@ -117,9 +119,8 @@ void print_table(std::ostream& os, const std::vector<std::vector<std::string>>& 
     std::string line = "  ";
     for (size_t i = 0; i < rows[k].size(); ++i) {
       const std::string& c = rows[k][i];
-      bool left = i < 2;
       std::string pad(w[i] - c.size(), ' ');
-      line += (left ? c + pad : pad + c) + (i + 1 < rows[k].size() ? "  " : "");
+      line += (i < left ? c + pad : pad + c) + (i + 1 < rows[k].size() ? "  " : "");
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     os << line << "\n";
@@ -179,7 +180,7 @@ void print_artifact(std::ostream& os, const v1::Artifact& a, const std::string& 
     std::vector<std::vector<std::string>> arrays{{"array", "dtype", "shape", "bytes"}};
     for (const auto& arr : t.arrays())
       arrays.push_back({arr.name(), std::string(dtype_name(from_proto(arr.dtype()))), shape_text(arr.shape()), std::to_string(arr.data().size())});
-    print_table(os, arrays);
+    print_table(os, arrays, 3);
     os << "\n";
     print_comparison(os, t);
   }
@@ -205,7 +206,7 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 struct CompressArgs {
   std::string input, tensor, method = "tt-token", shape, ranks, core_dtype, output;
-  double eps = -1, ratio = -1;
+  std::optional<double> eps, ratio;
   std::vector<std::string> kv;
   bool json_out = false, no_baselines = false;
   int threads = 0;
@@ -221,8 +222,10 @@ void run_compress(const CompressArgs& a) {
   };
   if (!a.shape.empty()) set("shape", a.shape == "auto" ? json("auto") : int_list("--shape", a.shape));
   if (!a.ranks.empty()) set("ranks", int_list("--ranks", a.ranks));
-  if (a.eps >= 0) set("eps", a.eps);
-  if (a.ratio >= 0) set("ratio", a.ratio);
+  if (a.eps) set("eps", *a.eps);
+  if (a.ratio) set("ratio", *a.ratio);
+  if (int(!a.ranks.empty()) + int(a.eps.has_value()) + int(a.ratio.has_value()) > 1)
+    throw ParamError("--ranks/--eps/--ratio", "give only one of them");
   if (!a.core_dtype.empty()) set("core_dtype", a.core_dtype);
 
   Tensor t = load_tensor(a.input, a.tensor);
@@ -367,7 +370,7 @@ void run_methods(bool json_out) {
       if (p.contains("default")) desc = "default " + p["default"].dump() + (desc.empty() ? "" : "; " + desc);
       rows.push_back({it.key(), type, desc});
     }
-    if (rows.size() > 1) print_table(std::cout, rows);
+    if (rows.size() > 1) print_table(std::cout, rows, 3);
     std::cout << "\n";
   }
 }
@@ -379,15 +382,14 @@ void add_offline_commands(CLI::App& app) {
   cmd->add_option("--tensor", c->tensor, "tensor name (default: the only tensor, or a model's token embedding)");
   cmd->add_option("--method", c->method, "compression method (see `tensorslm methods`)")->capture_default_str();
   cmd->add_option("--shape", c->shape, "tensor-train mode shape of a row, e.g. 8,8,12, or auto");
-  auto* ranks = cmd->add_option("--ranks", c->ranks, "fixed TT ranks r_1..r_{m-1}, e.g. 4,4");
-  auto* eps = cmd->add_option("--eps", c->eps, "relative error tolerance per row (TT-SVD)")->check(CLI::NonNegativeNumber);
-  auto* ratio = cmd->add_option("--ratio", c->ratio, "global compression ratio vs dense f32 (budgeted per-row ranks)")->check(CLI::PositiveNumber);
-  ranks->excludes(eps)->excludes(ratio);
-  eps->excludes(ratio);
-  cmd->add_option("--core-dtype", c->core_dtype, "storage dtype of the cores")->check(CLI::IsMember({"f32", "f16", "bf16", "int8"}));
+  // Exclusions and ranges are checked in run_compress / the codec, so a mistake is one "error:" line.
+  cmd->add_option("--ranks", c->ranks, "fixed TT ranks r_1..r_{m-1}, e.g. 4,4");
+  cmd->add_option("--eps", c->eps, "relative error tolerance per row (TT-SVD)");
+  cmd->add_option("--ratio", c->ratio, "global compression ratio vs dense f32 (budgeted per-row ranks)");
+  cmd->add_option("--core-dtype", c->core_dtype, "storage dtype of the cores: f32, f16, bf16 or int8");
   cmd->add_option("--param", c->kv, "extra method parameter key=value (value read as JSON when it parses)");
   cmd->add_option("-o,--output", c->output, "output artifact (.tsm)")->required();
-  cmd->add_option("--threads", c->threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", c->threads, "worker threads (default: all cores)");
   cmd->add_flag("--no-baselines", c->no_baselines, "skip the fp16/int8/q4_0/svd baselines");
   cmd->add_flag("--json", c->json_out, "print one JSON object instead of a table");
   cmd->callback([c] { run_compress(*c); });

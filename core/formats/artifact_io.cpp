@@ -70,8 +70,10 @@ v1::Artifact parse_artifact(std::string_view bytes) {
     throw FormatError("artifact is " + std::to_string(bytes.size()) + " bytes, more than the limit of " + std::to_string(kMaxArtifactBytes));
   if (bytes.empty()) throw FormatError("artifact is empty");
   v1::Artifact a;
-  if (!a.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+  if (!a.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    if (bytes.substr(0, 6) == "\x93NUMPY") throw FormatError("this is a .npy file, not a tensorslm artifact (.tsm)");
     throw FormatError("artifact is not a valid tensorslm.v1.Artifact protobuf (truncated or corrupted)");
+  }
   validate(a);
   return a;
 }

@@ -163,7 +163,7 @@ Tensor load_tensor(const std::string& path, const std::string& name) {
   std::string fmt = detect_format(f->bytes().first(std::min<size_t>(f->bytes().size(), 512)));
   if (fmt == "npy") {
     try {
-      return parse_npy(f->bytes(), f, name.empty() ? "array" : name);
+      return parse_npy(f->bytes(), f, name.empty() ? fs::path(path).stem().string() : name);  // w.npy -> "w"
     } catch (const FormatError& e) {
       throw FormatError("'" + path + "': " + e.what());
     }

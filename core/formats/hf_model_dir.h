@@ -44,7 +44,8 @@ class HfModelDir {
 std::string detect_format(std::span<const std::byte> head);
 
 /// Loads one 2-D-able tensor from a .npy, a .safetensors or an HF model directory. `name` picks the
-/// tensor (required when a file has several, except model dirs, where the embedding is the default).
+/// tensor (required when a file has several, except model dirs, where the embedding is the default);
+/// a .npy tensor is named `name` or else the file's stem (w.npy -> "w").
 Tensor load_tensor(const std::string& path, const std::string& name = "");
 
 }  // namespace tsm
