@@ -4,6 +4,7 @@
 #include <string>
 
 #include "codec/quant_codec.h"
+#include "codec/saten_codec.h"
 #include "codec/svd_codec.h"
 #include "codec/tt_token_codec.h"
 
@@ -20,12 +21,14 @@ const TtTokenCodec kTtToken;
 const SvdCodec kSvd;
 const Fp16Codec kFp16;
 const Int8RowCodec kInt8;
+const SatenCodec kSaten;
 
 const MethodRow kMethods[] = {
     {"tt-token", &kTtToken},
     {"svd",      &kSvd},
     {"fp16",     &kFp16},
     {"int8",     &kInt8},
+    {"saten",    &kSaten},
 };
 
 }  // namespace

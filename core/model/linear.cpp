@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "saten/saten_linear.h"
 
 namespace tsm {
 
@@ -74,10 +75,9 @@ std::unique_ptr<LinearOp> with_bias(std::unique_ptr<LinearOp> op, std::vector<fl
 }
 
 std::unique_ptr<LinearOp> make_compressed_linear(const v1::CompressedTensor& t) {
-  // One case per method that has an operator applied without densifying, e.g.
-  //   if (t.method() == "saten") return make_saten_linear(t);
+  // One case per method that has an operator applied without densifying.
   // Every other method is decoded densely by the caller.
-  (void)t;
+  if (t.method() == "saten") return make_saten_linear(t);
   return nullptr;
 }
 
