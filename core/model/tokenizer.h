@@ -1,0 +1,62 @@
+// Text <-> token ids. The interface fits several tokenizer families; load_tokenizer() reads an HF
+// tokenizer.json and builds the implementation its "model"/"pre_tokenizer" ask for. Implemented:
+// byte-level BPE (GPT-2, OPT, Cerebras-GPT): added/special tokens are split out first, the rest is
+// pre-tokenized by the GPT-2 regex, each piece's UTF-8 bytes are mapped to printable code points
+// (bytes_to_unicode) and merged by BPE in merge-rank order.
+// Invariant: decode(encode(text)) == text for every valid UTF-8 text.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace tsm {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  /// Ids outside the vocabulary throw tsm::Error naming the id.
+  virtual std::string decode(std::span<const int32_t> ids) const = 0;
+  virtual int64_t vocab_size() const = 0;
+  /// The id of a token string (vocabulary or added token), if any.
+  virtual std::optional<int32_t> token_id(std::string_view token) const = 0;
+};
+
+class ByteLevelBpeTokenizer final : public Tokenizer {
+ public:
+  /// From a parsed tokenizer.json with model.type "BPE" and a ByteLevel pre-tokenizer.
+  /// Throws tsm::FormatError naming the field at fault.
+  static std::unique_ptr<ByteLevelBpeTokenizer> from_json(const void* parsed_json);
+
+  std::vector<int32_t> encode(std::string_view text) const override;
+  std::string decode(std::span<const int32_t> ids) const override;
+  int64_t vocab_size() const override { return int64_t(id_to_token_.size()); }
+  std::optional<int32_t> token_id(std::string_view token) const override;
+
+  /// The GPT-2 pre-tokenizer: splits text into pieces (byte offsets into `text`).
+  static std::vector<std::string_view> pre_tokenize(std::string_view text);
+
+ private:
+  void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
+
+  std::unordered_map<std::string, int32_t> vocab_;          ///< byte-mapped token string -> id
+  std::vector<std::string> id_to_token_;                    ///< (vocab) id -> token string ("" for holes)
+  std::unordered_map<std::string, int32_t> merge_rank_;     ///< "left right" -> rank (lower merges first)
+  std::vector<std::pair<std::string, int32_t>> added_;      ///< added tokens (content, id), longest first
+  std::vector<bool> is_added_;                              ///< (vocab) id is an added token (decoded verbatim)
+  std::string byte_to_cp_[256];                             ///< byte -> UTF-8 of its printable code point
+  std::unordered_map<char32_t, uint8_t> cp_to_byte_;        ///< inverse of byte_to_cp_
+  bool add_prefix_space_ = false;
+};
+
+/// Parses tokenizer.json text and builds its tokenizer. Throws tsm::FormatError for malformed JSON
+/// and tsm::Error for tokenizer kinds not implemented yet (e.g. SentencePiece-style Llama
+/// tokenizers; such models run from token ids).
+std::unique_ptr<Tokenizer> load_tokenizer(std::string_view tokenizer_json);
+
+}  // namespace tsm
