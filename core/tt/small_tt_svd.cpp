@@ -64,7 +64,7 @@ double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double del
     // rank: drop the smallest eigenvalues (squared singular values) while the tail stays <= delta2
     int64_t r = g;
     double tail = 0;
-    while (r > 1 && tail + std::max(0.0, ev[g - r]) <= delta2) {
+    while (delta2 > 0 && r > 1 && tail + std::max(0.0, ev[g - r]) <= delta2) {
       tail += std::max(0.0, ev[g - r]);
       --r;
     }

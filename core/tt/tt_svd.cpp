@@ -37,7 +37,7 @@ int64_t choose_rank(const Eigen::VectorXd& S, double delta2, int64_t cap) {
   const int64_t p = S.size();
   int64_t r = p;
   double tail = 0;
-  while (r > 1 && tail + S[r - 1] * S[r - 1] <= delta2) {
+  while (delta2 > 0 && r > 1 && tail + S[r - 1] * S[r - 1] <= delta2) {
     tail += S[r - 1] * S[r - 1];
     --r;
   }
