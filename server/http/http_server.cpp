@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -73,7 +74,8 @@ bool sane_request_id(std::string_view s) {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& s, std::shared_ptr<HttpShared> sh) : stream_(std::move(s)), sh_(std::move(sh)) {}
+  Session(tcp::socket&& s, std::shared_ptr<HttpShared> sh)
+      : stream_(std::move(s)), body_timer_(stream_.get_executor()), sh_(std::move(sh)) {}
 
   void run() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
@@ -169,8 +171,7 @@ class Session : public std::enable_shared_from_this<Session> {
       } else {
         self->str_.emplace(std::move(*self->hdr_));
         self->str_->body_limit(limit);
-        self->stream_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::duration<double>(self->cfg().body_idle_timeout_s)));
+        self->arm_body_timer();
         http::async_read(self->stream_, self->buffer_, *self->str_,
                          [self](beast::error_code ec, size_t) { self->on_body(ec); });
       }
@@ -186,14 +187,28 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  void read_upload_some() {
-    stream_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
+  /// Body reads are guarded by our own timer, not the stream's expiry: on expiry the read is
+  /// cancelled but the socket stays open, so the client still gets a 408.
+  void arm_body_timer() {
+    stream_.expires_never();
+    body_timer_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::chrono::duration<double>(cfg().body_idle_timeout_s)));
+    body_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // re-armed or cancelled
+      self->body_timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+  }
+
+  void read_upload_some() {
+    arm_body_timer();
     http::async_read_some(stream_, buffer_, *up_,
                           [self = shared_from_this()](beast::error_code ec, size_t) { self->on_upload_some(ec); });
   }
 
   void on_upload_some(beast::error_code ec) {
+    body_timer_.cancel();
     if (ec) return body_failed(ec);
     if (!up_->is_done()) return read_upload_some();
     req_->upload = up_->get().body();
@@ -202,6 +217,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_body(beast::error_code ec) {
+    body_timer_.cancel();
     if (ec) return body_failed(ec);
     req_->body = std::move(str_->get().body());
     dispatch();
@@ -218,7 +234,8 @@ class Session : public std::enable_shared_from_this<Session> {
                                                          ? cfg().upload_max_bytes
                                                          : cfg().body_max_bytes) +
                                       " bytes for " + route_label_));
-    if (ec == beast::error::timeout) {
+    if (body_timed_out_ || ec == beast::error::timeout) {
+      body_timed_out_ = false;
       spdlog::warn("[{}] {} {}: body stalled for {} s; closing", req_->request_id, http::to_string(req_->method),
                    req_->target, cfg().body_idle_timeout_s);
       return finish_early(problem(http::status::request_timeout,
@@ -313,6 +330,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  boost::asio::steady_timer body_timer_;
+  bool body_timed_out_ = false;
   beast::flat_buffer buffer_{1 << 20};
   std::shared_ptr<HttpShared> sh_;
   std::optional<http::request_parser<http::empty_body>> hdr_;

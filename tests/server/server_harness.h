@@ -1,0 +1,229 @@
+// Test harness for the server tests: a real tensorslm-server child process on an ephemeral
+// loopback port (TSM_BIN_DIR), a small synchronous Beast HTTP client, shell helpers (curl) and
+// test inputs. Header-only; included by tests/server/test_*.cpp.
+#pragma once
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/matrix.h"
+#include "common/tensor.h"
+#include "formats/npy.h"
+
+namespace tsm::test {
+
+namespace fs = std::filesystem;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using json = nlohmann::json;
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/tsm-server-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+/// A tensorslm-server child process. Environment overrides go in `env` (TENSORSLM_*).
+class ServerProcess {
+ public:
+  ServerProcess(std::string data_dir, std::vector<std::pair<std::string, std::string>> env = {},
+                std::vector<std::string> extra_args = {})
+      : data_dir_(std::move(data_dir)), env_(std::move(env)), args_(std::move(extra_args)) {
+    start();
+  }
+  ~ServerProcess() { stop(); }
+
+  void start() {
+    std::string port_file = data_dir_ + "/port";
+    fs::create_directories(data_dir_);
+    fs::remove(port_file);
+    log_ = data_dir_ + "/../server-" + std::to_string(++starts_) + ".log";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      for (auto& [k, v] : env_) ::setenv(k.c_str(), v.c_str(), 1);
+      FILE* f = std::fopen(log_.c_str(), "w");
+      if (f) {
+        ::dup2(fileno(f), 2);
+        ::dup2(fileno(f), 1);
+      }
+      std::string bin = std::string(TSM_BIN_DIR) + "/tensorslm-server";
+      std::vector<std::string> a = {bin, "--listen", "127.0.0.1:0", "--data-dir", data_dir_, "--port-file", port_file};
+      a.insert(a.end(), args_.begin(), args_.end());
+      std::vector<char*> argv;
+      for (auto& s : a) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      ::execv(bin.c_str(), argv.data());
+      std::_Exit(127);
+    }
+    for (int i = 0; i < 1000; ++i) {
+      std::ifstream in(port_file);
+      if (in >> port_) return;
+      int st;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        FAIL() << "server exited at start-up; log:\n" << log();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL() << "server did not write its port within 10 s; log:\n" << log();
+  }
+  /// SIGTERM and wait (graceful); returns the exit status.
+  int stop() {
+    if (pid_ <= 0) return 0;
+    ::kill(pid_, SIGTERM);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  void kill9() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+  uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string log() const {
+    std::ifstream in(log_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string& data_dir() const { return data_dir_; }
+
+ private:
+  std::string data_dir_, log_;
+  std::vector<std::pair<std::string, std::string>> env_;
+  std::vector<std::string> args_;
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+  int starts_ = 0;
+};
+
+struct HttpResult {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  json js() const { return json::parse(body); }
+  std::string header(const std::string& k) const {
+    auto it = headers.find(k);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+/// One request on a fresh connection (the small C++ client of the tests).
+inline HttpResult http_request(uint16_t port, http::verb method, const std::string& target, const std::string& body = "",
+                               std::map<std::string, std::string> headers = {}) {
+  boost::asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  for (auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  if (method != http::verb::get && method != http::verb::head) req.prepare_payload();
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> p;
+  p.body_limit(std::numeric_limits<uint64_t>::max());
+  if (method == http::verb::head) p.skip(true);
+  http::read(stream, buf, p);
+  HttpResult r;
+  r.status = p.get().result_int();
+  for (auto& f : p.get()) {
+    std::string k(f.name_string());
+    std::transform(k.begin(), k.end(), k.begin(), ::tolower);
+    r.headers[k] = std::string(f.value());
+  }
+  r.body = std::move(p.get().body());
+  beast::error_code ec;
+  stream.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+  return r;
+}
+
+inline HttpResult GET(uint16_t port, const std::string& t, std::map<std::string, std::string> h = {}) {
+  return http_request(port, http::verb::get, t, "", std::move(h));
+}
+inline HttpResult POST(uint16_t port, const std::string& t, const std::string& body,
+                       std::map<std::string, std::string> h = {}) {
+  return http_request(port, http::verb::post, t, body, std::move(h));
+}
+
+/// Runs a shell command; returns stdout, sets rc.
+inline std::string sh(const std::string& cmd, int* rc = nullptr) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = ::pclose(p);
+  if (rc) *rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+/// A (rows, cols) f32 matrix with smooth low-rank structure plus noise (embedding-like), seeded.
+inline MatrixRM test_matrix(int64_t rows, int64_t cols, uint32_t seed = 7) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0, 1);
+  const int k = 16;
+  MatrixRM A(rows, k), B(k, cols);
+  for (int64_t i = 0; i < A.size(); ++i) A.data()[i] = nd(rng);
+  for (int64_t i = 0; i < B.size(); ++i) B.data()[i] = nd(rng) * 0.1f;
+  MatrixRM M = A * B;
+  for (int64_t i = 0; i < M.size(); ++i) M.data()[i] += 0.02f * nd(rng);
+  return M;
+}
+
+inline std::string npy_of(const MatrixRM& m) { return npy_bytes(Tensor::from_matrix("array", m)); }
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// Regular files under dir (recursive).
+inline int count_files(const std::string& dir) {
+  int n = 0;
+  std::error_code ec;
+  if (!fs::exists(dir)) return 0;
+  for (auto& e : fs::recursive_directory_iterator(dir, ec))
+    if (e.is_regular_file()) ++n;
+  return n;
+}
+
+/// Polls GET /v1/jobs/{id} until `pred(job)` or timeout_s; returns the last job JSON.
+template <class Pred>
+json poll_job(uint16_t port, const std::string& id, Pred pred, double timeout_s = 60) {
+  auto t0 = std::chrono::steady_clock::now();
+  json j;
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
+    auto r = GET(port, "/v1/jobs/" + id);
+    j = r.js();
+    if (pred(j)) return j;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return j;
+}
+
+}  // namespace tsm::test

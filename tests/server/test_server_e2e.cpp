@@ -1,0 +1,213 @@
+// End to end against a real tensorslm-server child process: the GPT-2-size embedding path with
+// curl and with the C++ client (upload, tt-token job, download, decode, error equals the job's and
+// the CLI's), artifact HTTP semantics (ETag, 304, HEAD, Range, safetensors export), publishing and
+// the latest manifest, device reports and their summary, concurrent clients, the OpenAPI document.
+#include <google/protobuf/util/json_util.h>
+
+#include "codec/compress.h"
+#include "codec/method_table.h"
+#include "common/sha256.h"
+#include "formats/artifact_io.h"
+#include "formats/safetensors.h"
+#include "metrics/metrics.h"
+#include "report.pb.h"
+#include "server_harness.h"
+
+using namespace tsm;
+using namespace tsm::test;
+
+namespace {
+
+std::string job_body(const std::string& upload, const json& extra = json::object()) {
+  json j = {{"upload", upload}, {"method", "tt-token"}, {"params", {{"shape", {8, 8, 12}}, {"ranks", {4, 4}}}}};
+  for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
+  return j.dump();
+}
+
+}  // namespace
+
+TEST(ServerE2E, Gpt2EmbeddingWholePathMatchesCli) {
+  TempDir tmp;
+  const MatrixRM W = test_matrix(50257, 768);
+  const std::string npy = tmp.path + "/wte.npy";
+  write_bytes(npy, npy_of(W));
+  ServerProcess srv(tmp.path + "/data");
+
+  // Upload with curl (streamed, hashed while streaming).
+  int rc = 0;
+  std::string out = sh("curl -sS -X POST --data-binary @" + npy + " -H 'Content-Type: application/x-npy' '" + srv.url() +
+                           "/v1/uploads?name=wte'",
+                       &rc);
+  ASSERT_EQ(rc, 0) << out;
+  json up = json::parse(out);
+  ASSERT_EQ(up["format"], "npy") << out;
+  EXPECT_EQ(up["sha256"], sha256_file(npy));
+  EXPECT_EQ(up["tensors"][0]["shape"], json({50257, 768}));
+
+  // Submit with the C++ client and wait for the result.
+  auto r = POST(srv.port(), "/v1/jobs?wait=300", job_body(up["id"]), {{"Content-Type", "application/json"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json job = r.js();
+  ASSERT_EQ(job["state"], "succeeded") << r.body;
+  EXPECT_DOUBLE_EQ(job["progress"].get<double>(), 1.0);
+  EXPECT_TRUE(job["timings"].contains("compress_s"));
+  const std::string sha = job["result"]["artifact"]["sha256"];
+  const double job_err = job["result"]["tensors"][0]["metrics"]["rel_error"];
+
+  // Download (C++ client), check the content address, decode and measure independently.
+  auto a = GET(srv.port(), "/v1/artifacts/" + sha);
+  ASSERT_EQ(a.status, 200);
+  EXPECT_EQ(sha256_hex(a.body), sha);
+  EXPECT_EQ(a.header("etag"), "\"" + sha + "\"");
+  v1::Artifact art = parse_artifact(a.body);
+  ASSERT_EQ(art.tensors_size(), 1);
+  MatrixRM D = decode_tensor(art.tensors(0));
+  ASSERT_EQ(D.rows(), 50257);
+  ASSERT_EQ(D.cols(), 768);
+  const double measured = error_stats(W, D).rel_error;
+  EXPECT_NEAR(measured, job_err, 1e-6 * std::max(1.0, job_err));
+  EXPECT_GT(measured, 0.0);
+  EXPECT_LT(measured, 1.0);
+
+  // The same download with curl is byte-identical.
+  sh("curl -sS -o " + tmp.path + "/a.tsm " + srv.url() + "/v1/artifacts/" + sha, &rc);
+  EXPECT_EQ(sha256_file(tmp.path + "/a.tsm"), sha);
+
+  // The CLI offline on the same file reports the same error.
+  std::string cli = sh(std::string(TSM_BIN_DIR) + "/tensorslm compress " + npy +
+                           " --method tt-token --shape 8,8,12 --ranks 4,4 --json -o " + tmp.path + "/cli.tsm",
+                       &rc);
+  ASSERT_EQ(rc, 0) << cli;
+  json cj = json::parse(cli);
+  EXPECT_NEAR(cj["rel_error"].get<double>(), job_err, 1e-6 * std::max(1.0, job_err));
+  EXPECT_EQ(cj["bytes"], job["result"]["tensors"][0]["metrics"]["stored_bytes"]);
+
+  // Conditional GET, HEAD, ranges, export.
+  EXPECT_EQ(GET(srv.port(), "/v1/artifacts/" + sha, {{"If-None-Match", "\"" + sha + "\""}}).status, 304);
+  auto h = http_request(srv.port(), http::verb::head, "/v1/artifacts/" + sha);
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.header("content-length"), std::to_string(a.body.size()));
+  EXPECT_TRUE(h.body.empty());
+  auto part = GET(srv.port(), "/v1/artifacts/" + sha, {{"Range", "bytes=100-199"}});
+  EXPECT_EQ(part.status, 206);
+  EXPECT_EQ(part.body, a.body.substr(100, 100));
+  EXPECT_EQ(part.header("content-range"), "bytes 100-199/" + std::to_string(a.body.size()));
+  auto tail = GET(srv.port(), "/v1/artifacts/" + sha, {{"Range", "bytes=-10"}});
+  EXPECT_EQ(tail.body, a.body.substr(a.body.size() - 10));
+  EXPECT_EQ(GET(srv.port(), "/v1/artifacts/" + sha, {{"Range", "bytes=999999999-"}}).status, 416);
+  auto st = GET(srv.port(), "/v1/artifacts/" + sha + "?format=safetensors");
+  ASSERT_EQ(st.status, 200) << st.body;
+  auto holder = std::make_shared<std::string>(st.body);
+  auto f = SafetensorsFile::parse({reinterpret_cast<const std::byte*>(holder->data()), holder->size()}, holder);
+  EXPECT_FALSE(f.tensors().empty());
+  EXPECT_EQ(GET(srv.port(), "/v1/artifacts/" + std::string(64, '0')).status, 404);
+}
+
+TEST(ServerE2E, ConcurrentClientsPublishAndReports) {
+  TempDir tmp;
+  ServerProcess srv(tmp.path + "/data", {{"TENSORSLM_WORKERS", "2"}});
+  const int kClients = 6;
+  std::vector<std::string> states(kClients), shas(kClients);
+  std::vector<std::thread> ts;
+  for (int c = 0; c < kClients; ++c)
+    ts.emplace_back([&, c] {
+      auto up = POST(srv.port(), "/v1/uploads?name=m" + std::to_string(c), npy_of(test_matrix(300, 96, 100 + c)));
+      if (up.status != 201) return;
+      json body = json::parse(job_body(up.js()["id"]));
+      body["params"]["shape"] = {4, 4, 6};
+      auto r = POST(srv.port(), "/v1/jobs?wait=120", body.dump());
+      states[c] = r.js().value("state", "");
+      if (states[c] == "succeeded") shas[c] = r.js()["result"]["artifact"]["sha256"];
+    });
+  for (auto& t : ts) t.join();
+  for (int c = 0; c < kClients; ++c) EXPECT_EQ(states[c], "succeeded") << c;
+  std::set<std::string> distinct(shas.begin(), shas.end());
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(kClients));
+  auto list = GET(srv.port(), "/v1/jobs?state=succeeded&limit=4").js();
+  EXPECT_EQ(list["jobs"].size(), 4u);
+  ASSERT_TRUE(list.contains("next_cursor"));
+  auto rest = GET(srv.port(), "/v1/jobs?state=succeeded&cursor=" + list["next_cursor"].get<std::string>()).js();
+  EXPECT_EQ(rest["jobs"].size(), static_cast<size_t>(kClients - 4));
+
+  // Publish two versions; agents poll latest with If-None-Match.
+  auto up = POST(srv.port(), "/v1/uploads", npy_of(test_matrix(200, 96, 1))).js();
+  json pub = json::parse(job_body(up["id"]));
+  pub["params"]["shape"] = {4, 4, 6};
+  pub["publish"] = {{"model", "gpt2-emb"}, {"tag", "v1"}};
+  ASSERT_EQ(POST(srv.port(), "/v1/jobs?wait=60", pub.dump()).js()["state"], "succeeded");
+  auto m1 = GET(srv.port(), "/v1/models/gpt2-emb/latest");
+  ASSERT_EQ(m1.status, 200);
+  EXPECT_EQ(m1.js()["tag"], "v1");
+  EXPECT_EQ(GET(srv.port(), "/v1/models/gpt2-emb/latest", {{"If-None-Match", m1.header("etag")}}).status, 304);
+  pub["publish"]["tag"] = "v2";
+  pub["params"]["ranks"] = {2, 2};
+  ASSERT_EQ(POST(srv.port(), "/v1/jobs?wait=60", pub.dump()).js()["state"], "succeeded");
+  auto m2 = GET(srv.port(), "/v1/models/gpt2-emb/latest", {{"If-None-Match", m1.header("etag")}});
+  EXPECT_EQ(m2.status, 200);
+  EXPECT_EQ(m2.js()["tag"], "v2");
+  EXPECT_NE(m2.header("etag"), m1.header("etag"));
+  EXPECT_EQ(GET(srv.port(), m2.js()["url"].get<std::string>()).status, 200);
+  EXPECT_EQ(GET(srv.port(), "/v1/models/gpt2-emb").js()["versions"].size(), 2u);
+  EXPECT_EQ(GET(srv.port(), "/v1/models/nope/latest").status, 404);
+
+  // Device reports: protobuf and JSON forms; filters; summary percentiles.
+  for (int i = 0; i < 10; ++i) {
+    tensorslm::v1::DeviceReport rep;
+    rep.set_model("gpt2-emb");
+    rep.set_tag("v2");
+    auto* run = rep.add_runs();
+    run->set_variant("compressed");
+    run->set_tokens_per_s(10 + i);
+    run->mutable_energy()->set_source("model");
+    run->mutable_energy()->set_joules_per_query(2.0);
+    auto* q = run->add_queries();
+    q->set_total_ms(100 + i * 10);  // 100..190
+    if (i % 2 == 0) {
+      auto r = POST(srv.port(), "/v1/devices/pi5-a/reports", rep.SerializeAsString(), {{"Content-Type", "application/x-protobuf"}});
+      ASSERT_EQ(r.status, 201) << r.body;
+    } else {
+      std::string js;
+      (void)google::protobuf::util::MessageToJsonString(rep, &js);
+      auto r = POST(srv.port(), "/v1/devices/pi5-a/reports", js, {{"Content-Type", "application/json"}});
+      ASSERT_EQ(r.status, 201) << r.body;
+    }
+  }
+  EXPECT_EQ(POST(srv.port(), "/v1/devices/pi5-a/reports", "{\"model\": 3}").status, 400);
+  EXPECT_EQ(POST(srv.port(), "/v1/devices/pi5-a/reports", "{\"device\": {\"device_id\": \"other\"}, \"model\": \"m\"}").status, 422);
+  EXPECT_EQ(GET(srv.port(), "/v1/reports?device=pi5-a").js()["reports"].size(), 10u);
+  EXPECT_EQ(GET(srv.port(), "/v1/reports?device=nobody").js()["reports"].size(), 0u);
+  auto sum = GET(srv.port(), "/v1/reports/summary?model=gpt2-emb").js();
+  ASSERT_EQ(sum["groups"].size(), 1u);
+  const auto& g = sum["groups"][0];
+  EXPECT_EQ(g["reports"], 10);
+  EXPECT_DOUBLE_EQ(g["latency_ms"]["p50"].get<double>(), 140.0);  // nearest rank of 100..190
+  EXPECT_DOUBLE_EQ(g["latency_ms"]["p99"].get<double>(), 190.0);
+  EXPECT_DOUBLE_EQ(g["tokens_per_s_mean"].get<double>(), 14.5);
+  EXPECT_DOUBLE_EQ(g["joules_per_query_mean"].get<double>(), 2.0);
+
+  // Operations endpoints.
+  auto metrics = GET(srv.port(), "/metrics").body;
+  EXPECT_NE(metrics.find("tensorslm_http_requests_total{route=\"/v1/jobs\",status=\"200\"}"), std::string::npos);
+  EXPECT_NE(metrics.find("tensorslm_jobs{state=\"succeeded\"} 8"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("tensorslm_http_request_duration_seconds_bucket{le=\"+Inf\"}"), std::string::npos);
+  EXPECT_EQ(GET(srv.port(), "/readyz").status, 200);
+}
+
+TEST(ServerE2E, OpenApiIsGeneratedFromRoutesAndMethodTable) {
+  TempDir tmp;
+  ServerProcess srv(tmp.path + "/data");
+  auto doc = GET(srv.port(), "/v1/openapi.json").js();
+  EXPECT_EQ(doc["openapi"], "3.1.0");
+  for (const char* p : {"/v1/uploads", "/v1/uploads/{id}", "/v1/jobs", "/v1/jobs/{id}", "/v1/artifacts/{id}", "/v1/models",
+                        "/v1/models/{name}/latest", "/v1/devices/{id}/reports", "/v1/reports", "/v1/reports/summary",
+                        "/healthz", "/readyz", "/metrics"})
+    EXPECT_TRUE(doc["paths"].contains(p)) << p;
+  EXPECT_TRUE(doc["paths"]["/v1/jobs/{id}"].contains("delete"));
+  for (const Codec* c : all_codecs()) {
+    std::string name(c->name());
+    ASSERT_TRUE(doc["x-methods"].contains(name)) << name;
+    EXPECT_EQ(doc["x-methods"][name]["params"], c->param_schema());
+  }
+  auto methods = doc["components"]["schemas"]["JobRequest"]["properties"]["method"]["enum"];
+  EXPECT_EQ(methods.size(), all_codecs().size());
+}
