@@ -3,7 +3,7 @@ PRESET ?= release
 JOBS   ?= $(shell nproc)
 BIN    := build/$(PRESET)/bin
 
-.PHONY: deps configure build test run bench clean
+.PHONY: deps configure build test run bench clean pi-test
 deps:
 	@bash scripts/install-deps.sh
 
@@ -24,6 +24,11 @@ run: build
 
 bench: build
 	@for b in $(BIN)/bench_*; do $$b --benchmark_format=json; done
+
+# Raspberry Pi: installs the aarch64 cross toolchain + arm64 -dev packages, cross-builds
+# tensorslm-agent and the client tests (build/aarch64), runs the tests under qemu-aarch64.
+pi-test:
+	@bash scripts/pi-test.sh
 
 clean:
 	rm -rf build

@@ -1,11 +1,21 @@
 #include "energy/model_meter.h"
 
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace tsm::client {
+
+namespace {
+/// Reads a procfs/sysfs file by streaming (their stat() size is 0 or a page, not the content size).
+std::string read_pseudo_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("cannot read '" + path + "'");
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+}  // namespace
 
 CpuTimes parse_proc_stat(const std::string& text) {
   std::istringstream in(text);
@@ -43,7 +53,7 @@ std::string ModelMeter::detail() const {
 void ModelMeter::start() {
   std::string dt;
   try {
-    dt = read_file(proc_ + "/device-tree/model", 4096);
+    dt = read_pseudo_file(proc_ + "/device-tree/model");
     while (!dt.empty() && (dt.back() == '\0' || dt.back() == '\n')) dt.pop_back();
   } catch (const Error&) {
   }
@@ -55,7 +65,7 @@ void ModelMeter::start() {
   t0_ = std::chrono::steady_clock::now();
   have_last_ = false;
   joules_ = 0;
-  last_ = parse_proc_stat(read_file(proc_ + "/stat", 1 << 20));
+  last_ = parse_proc_stat(read_pseudo_file(proc_ + "/stat"));
   last_t_ = 0;
   have_last_ = true;
 }
@@ -74,7 +84,7 @@ double ModelMeter::joules_at(double t_s, const std::string& text) {
 }
 
 double ModelMeter::joules() {
-  std::string text = read_file(proc_ + "/stat", 1 << 20);
+  std::string text = read_pseudo_file(proc_ + "/stat");
   std::lock_guard lk(mu_);
   double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
   return joules_at(t, text);

@@ -34,6 +34,8 @@ Agent::Agent(AgentConfig cfg)
   fs::create_directories(fs::path(cfg_.data_dir) / "models");
   load_state();
   meter_ = make_energy_meter(cfg_.energy, &energy_note_);
+  // Sampling meters run only while a workload is measured: an idle agent costs nothing between polls.
+  if (meter_) meter_->stop();
 }
 
 Agent::~Agent() {
@@ -166,6 +168,11 @@ void Agent::cycle_model(const FollowedModel& m, CycleStats& st) {
   }
 
   // 3. Load + workload on the new artifact. A failure to load keeps the previous model.
+  struct MeterRun {  // the meter samples for the duration of this model's measurements only
+    EnergyMeter* m;
+    explicit MeterRun(EnergyMeter* x) : m(x) { if (m) m->start(); }
+    ~MeterRun() { if (m) m->stop(); }
+  } meter_run(meter_.get());
   const double idle_w = measure_idle_watts(meter_.get(), cfg_.workload.idle_s, &stop_);
   auto rep = base_report(m.name, tag, sha);
   auto* w = rep.mutable_workload();
@@ -177,7 +184,7 @@ void Agent::cycle_model(const FollowedModel& m, CycleStats& st) {
   w->set_embedding(cfg_.runtime.embedding);
   w->set_head(cfg_.runtime.head);
   try {
-    WorkloadInput in{dest, "compressed", cfg_.runtime.embedding, cfg_.runtime.head};
+    WorkloadInput in{dest, "compressed", cfg_.runtime.embedding, cfg_.runtime.head, cfg_.runtime.base_model_dir};
     *rep.add_runs() = run_workload(in, cfg_.workload, meter_.get(), idle_w, &stop_);
     w->set_prompts(static_cast<uint32_t>(rep.runs(0).queries_size() / std::max(1, cfg_.workload.repetitions)));
   } catch (const std::exception& e) {
@@ -188,7 +195,7 @@ void Agent::cycle_model(const FollowedModel& m, CycleStats& st) {
   }
   if (cfg_.workload.dense_ab && !stop_) {
     try {
-      WorkloadInput in{dest, "dense", "dense", "materialize"};
+      WorkloadInput in{dest, "dense", "dense", "materialize", cfg_.runtime.base_model_dir};
       *rep.add_runs() = run_workload(in, cfg_.workload, meter_.get(), idle_w, &stop_);
     } catch (const std::exception& e) {
       log_line("model " + m.name + ": dense A/B run failed: " + e.what());

@@ -139,7 +139,8 @@ AgentConfig parse_agent_config(const std::string& text) {
   }
   if (j.contains("runtime")) {
     const auto& r = j["runtime"];
-    only_keys(r, "runtime", {"embedding", "head"});
+    only_keys(r, "runtime", {"embedding", "head", "base_model_dir"});
+    c.runtime.base_model_dir = str(r, "base_model_dir", "runtime.", "");
     c.runtime.embedding = str(r, "embedding", "runtime.", c.runtime.embedding);
     c.runtime.head = str(r, "head", "runtime.", c.runtime.head);
     if (c.runtime.embedding != "auto" && c.runtime.embedding != "dense" && c.runtime.embedding != "tt")

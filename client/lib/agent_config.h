@@ -26,6 +26,9 @@ struct WorkloadConfig {
 struct RuntimeConfig {
   std::string embedding = "auto";       ///< auto | dense | tt
   std::string head = "materialize";     ///< materialize | stream
+  /// HF model directory that an artifact of some tensors only (e.g. a tt-token embedding) is laid
+  /// over; "" = artifacts must be whole models.
+  std::string base_model_dir;
 };
 
 struct FollowedModel {

@@ -28,6 +28,7 @@ struct WorkloadInput {
   std::string variant = "compressed";  ///< compressed | dense (the embedding decoded for the A/B run)
   std::string embedding = "auto";      ///< auto | dense | tt
   std::string head = "materialize";
+  std::string base_model_dir;          ///< HF dir the artifact's tensors override ("" = whole-model artifact)
 };
 
 /// Power with nothing running, from `meter` over `seconds`; 0 when meter is null or seconds <= 0.
