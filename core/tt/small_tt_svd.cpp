@@ -56,8 +56,9 @@ double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double del
     const bool right = last && rest < rows;  // final step with a tall unfolding: Gram of the columns
     const int64_t g = right ? rest : rows;
     gram_.resize(g, g);
-    if (right) gram_.noalias() = C.transpose() * C;
-    else gram_.noalias() = C * C.transpose();
+    // lazyProduct: coefficient-based products, no GEMM packing for these tiny sizes
+    if (right) gram_.noalias() = C.transpose().lazyProduct(C);
+    else gram_.noalias() = C.lazyProduct(C.transpose());
     Solver& es = solver(g);
     es.compute(gram_, Eigen::ComputeEigenvectors);
     const auto& ev = es.eigenvalues();  // ascending
@@ -79,12 +80,12 @@ double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double del
       for (int64_t i = 0; i < rows; ++i)
         for (int64_t j = 0; j < r; ++j) core[i * r + j] = Q(i, g - 1 - j);
       Eigen::Map<MatD> N(next_.data(), r, rest);
-      N.noalias() = Q.rightCols(r).rowwise().reverse().transpose() * C;
+      N.noalias() = Q.rightCols(r).rowwise().reverse().transpose().lazyProduct(C);
       std::swap(c_, next_);
     } else {
       // core k = C V_r: (rows, r); last core = V_r^T: (r, rest)
       Eigen::Map<MatD> core(cores_[k].data(), rows, r);
-      core.noalias() = C * Q.rightCols(r).rowwise().reverse();
+      core.noalias() = C.lazyProduct(Q.rightCols(r).rowwise().reverse());
       double* lastc = cores_[k + 1].data();
       for (int64_t i = 0; i < r; ++i)
         for (int64_t j = 0; j < rest; ++j) lastc[i * rest + j] = Q(j, g - 1 - i);
