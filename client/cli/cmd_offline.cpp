@@ -144,16 +144,17 @@ std::vector<std::string> metrics_row(const std::string& method, const std::strin
 /// small and more accurate (the honest comparison the user must see).
 void print_comparison(std::ostream& os, const v1::CompressedTensor& t) {
   std::vector<std::vector<std::string>> rows{{"method", "params", "bytes", "ratio", "rel_error", "cos_mean", "cos_p01", "cos_min", "max_abs"}};
-  rows.push_back(metrics_row(t.method() + " *", compact(t.params_json()), t.metrics()));
-  for (const auto& b : t.baselines()) rows.push_back(metrics_row(b.method(), compact(b.params_json()), b.metrics()));
+  rows.push_back(metrics_row(t.method() + " *", compact(t.params_json(), 60), t.metrics()));
+  for (const auto& b : t.baselines()) rows.push_back(metrics_row(b.method(), compact(b.params_json(), 60), b.metrics()));
   print_table(os, rows);
   os << "  (* this result; ratio is against dense f32; baselines at their own or the nearest size)\n";
+  // "At equal size" allows 1% slack: fp16 is rarely byte-exactly the size of the result.
+  const auto& tm = t.metrics();
   for (const auto& b : t.baselines()) {
     const auto& bm = b.metrics();
-    if (bm.stored_bytes() <= t.metrics().stored_bytes() && bm.rel_error() < t.metrics().rel_error())
-      os << "  note: " << b.method() << " is smaller (" << bm.stored_bytes() << " <= " << t.metrics().stored_bytes()
-         << " bytes) and more accurate (" << fmt("%.4g", bm.rel_error()) << " < " << fmt("%.4g", t.metrics().rel_error())
-         << ") than " << t.method() << " on this tensor\n";
+    if (static_cast<double>(bm.stored_bytes()) <= 1.01 * static_cast<double>(tm.stored_bytes()) && bm.rel_error() < tm.rel_error())
+      os << "  note: " << b.method() << " at " << bm.stored_bytes() << " bytes (this result: " << tm.stored_bytes()
+         << ") is more accurate: rel_error " << fmt("%.4g", bm.rel_error()) << " < " << fmt("%.4g", tm.rel_error()) << "\n";
   }
 }
 

@@ -157,6 +157,11 @@ TEST_F(Cli, ReadsSafetensorsAndModelDirectories) {
   json mj = json::parse(m.out);
   EXPECT_EQ(mj["tensor"], "transformer.wte.weight");
   EXPECT_EQ(mj["shape"], json({1000, 64}));
+  // On random embeddings TT at 2x loses to fp16 at the same size; the readable output must say so.
+  Result h = run("compress '" + std::string(TSM_FIXTURES_DIR) + "/gpt2-tiny' --ratio 2 -o g2.tsm");
+  ASSERT_EQ(h.rc, 0) << h.err;
+  EXPECT_NE(h.out.find("note: fp16 at"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("int8-row"), std::string::npos) << h.out;
   // Export: the cores as named tensors readable by any safetensors reader.
   Result x = run("export g.tsm -o g.safetensors");
   ASSERT_EQ(x.rc, 0) << x.err;
