@@ -12,6 +12,9 @@ namespace tsm {
 v1::CompressedTensor compress_matrix(ConstMatrixRef W, const std::string& name, DType source_dtype, const std::string& method,
                                      const json& params, const CodecContext& ctx, const CompressOptions& opt) {
   const Codec& codec = find_codec(method);
+  for (int64_t i = 0; i < W.rows(); ++i)
+    if (!W.row(i).allFinite())
+      throw Error("tensor '" + name + "' holds NaN or Inf in row " + std::to_string(i) + "; compressing it would spread them");
   const json resolved = codec.resolve(params, W.rows(), W.cols());
   const auto t0 = std::chrono::steady_clock::now();
   v1::CompressedTensor t = codec.encode(W, resolved, ctx);

@@ -693,7 +693,8 @@ void TokenTrainTable::decode_row(int64_t id, float* out, float* work) const {
 }
 
 void TokenTrainTable::decode_row(int64_t id, float* out) const {
-  std::vector<float> w(workspace_floats_);
+  thread_local std::vector<float> w;  // grows to the largest table decoded on this thread, then reused
+  if (w.size() < workspace_floats_) w.resize(workspace_floats_);
   decode_row(id, out, w.data());
 }
 

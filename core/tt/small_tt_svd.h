@@ -1,8 +1,9 @@
 // TT-SVD of many small tensors (one embedding row at a time), fast: each unfolding's SVD comes from
 // the eigendecomposition of its small Gram matrix in double (8x96 -> 8x8, 32x12 -> 12x12), and all
 // buffers live in a workspace reused across calls. Same truncation as tt_svd (up to rounding when
-// singular values tie at the cut). Invariant: after run(), core(k) is (r_{k-1}, n_k, r_k) row-major,
-// cores 0..d-2 of the left-to-right steps are left-orthonormal except the last step's left factor.
+// singular values tie at the cut). Invariant: after run(), core(k) is (r_{k-1}, n_k, r_k) row-major;
+// cores 0..d-3 are left-orthonormal; the norm sits in core d-1, or in core d-2 when the last
+// unfolding is tall (then the last core holds orthonormal rows).
 #pragma once
 #include <cstdint>
 #include <memory>

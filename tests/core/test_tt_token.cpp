@@ -368,6 +368,9 @@ TEST(TtToken, ThroughMethodTableAndCompress) {
   ASSERT_EQ(t.baselines_size(), 4);
   EXPECT_EQ(t.baselines(0).method(), "fp16");
   EXPECT_EQ(t.baselines(3).method(), "svd");
+  MatrixRM N = W;
+  N(7, 3) = std::nanf("");
+  EXPECT_THROW(compress_matrix(N, "wte", DType::F32, "tt-token", json::object(), ctx), Error);
   std::atomic<bool> cancel{true};
   ctx.cancel = &cancel;
   EXPECT_THROW(compress_matrix(W, "wte", DType::F32, "tt-token", json::object(), ctx), Canceled);
