@@ -43,15 +43,28 @@ TensorTrain whitened_tt(const SatenLayout& Lay, ConstMatrixRef M, const MatrixRM
   const int a = Lay.input_cores(), d = int(ranks.size()) + 1, b = d - a;
   const int64_t r = ranks[a - 1];
   MatrixRMd Y = M.cast<double>() * L;  // (d_out, d_in)
-  Eigen::BDCSVD<MatrixRMd> svd(Y, Eigen::ComputeThinU | Eigen::ComputeThinV);
-  const int64_t re = std::min<int64_t>(r, svd.singularValues().size());
-  MatrixRMd Vr = svd.matrixV().leftCols(re);  // (d_in, re)
+  // BDCSVD of Eigen 3.4.0 is wrong on some matrices (seen on a GPT-2 weight: 18% error); check the
+  // reconstruction and fall back to the slower, reliable Jacobi SVD.
+  Eigen::MatrixXd U, V;
+  Eigen::VectorXd sv;
+  {
+    Eigen::BDCSVD<Eigen::MatrixXd> bdc(Y, Eigen::ComputeThinU | Eigen::ComputeThinV);
+    const double err = (bdc.matrixU() * bdc.singularValues().asDiagonal() * bdc.matrixV().transpose() - Y).norm();
+    if (err <= 1e-8 * std::max(Y.norm(), 1e-300)) {
+      U = bdc.matrixU(); V = bdc.matrixV(); sv = bdc.singularValues();
+    } else {
+      Eigen::JacobiSVD<Eigen::MatrixXd> jac(Y, Eigen::ComputeThinU | Eigen::ComputeThinV);
+      U = jac.matrixU(); V = jac.matrixV(); sv = jac.singularValues();
+    }
+  }
+  const int64_t re = std::min<int64_t>(r, sv.size());
+  MatrixRMd Vr = V.leftCols(re);  // (d_in, re)
   MatrixRMd A;                                // (d_in, re) = L^{-T} V_r
   if (diagonal)
     A = L.diagonal().cwiseInverse().asDiagonal() * Vr;
   else
     A = L.transpose().triangularView<Eigen::Upper>().solve(Vr);
-  MatrixRMd B = svd.singularValues().head(re).asDiagonal() * svd.matrixU().leftCols(re).transpose();  // (re, d_out)
+  MatrixRMd B = sv.head(re).asDiagonal() * U.leftCols(re).transpose();  // (re, d_out)
 
   // Input side: TT of A as the tensor (i_1..i_a, re); its last core (s, re, 1) is folded into B.
   std::vector<float> a_t(A.size());

@@ -1,0 +1,320 @@
+#include "codec/model_artifact.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <regex>
+
+#include "codec/array_pack.h"
+#include "codec/artifact_builder.h"
+#include "codec/compress.h"
+#include "codec/method_table.h"
+#include "codec/saten_codec.h"
+#include "common/atomic_file.h"
+#include "metrics/metrics.h"
+#include "model/arch_table.h"
+#include "model/generate.h"
+#include "model/model_loader.h"
+#include "model/model_weights.h"
+
+namespace tsm {
+
+namespace {
+
+// Checkpoint names of the linear weights of every layer, mapped to the layer's operator slot.
+struct LinearSlot {
+  int64_t layer;
+  Role role;
+};
+
+std::map<std::string, LinearSlot> linear_slots(const ModelConfig& cfg) {
+  const ArchSpec& spec = arch_spec(cfg.arch);
+  std::map<std::string, LinearSlot> out;
+  for (int64_t l = 0; l < cfg.n_layer; ++l)
+    for (Role r : {Role::kQkvW, Role::kQW, Role::kKW, Role::kVW, Role::kOW, Role::kUpW, Role::kGateW, Role::kDownW})
+      if (auto n = tensor_name(spec, r, l)) {
+        out[*n] = {l, r};
+        const std::string pre = spec.optional_prefix;
+        if (!pre.empty() && n->rfind(pre, 0) == 0) out[n->substr(pre.size())] = {l, r};
+      }
+  return out;
+}
+
+std::unique_ptr<LinearOp>* slot_op(TransformerLayer& L, Role r) {
+  switch (r) {
+    case Role::kQkvW: return &L.qkv;
+    case Role::kQW: return &L.q;
+    case Role::kKW: return &L.k;
+    case Role::kVW: return &L.v;
+    case Role::kOW: return &L.o;
+    case Role::kUpW: return &L.up;
+    case Role::kGateW: return &L.gate;
+    case Role::kDownW: return &L.down;
+    default: return nullptr;
+  }
+}
+
+// Passes through to the wrapped layer and accumulates the covariance sum x^T x of its inputs.
+class RecordingLinear final : public LinearOp {
+ public:
+  explicit RecordingLinear(std::unique_ptr<LinearOp> op)
+      : op_(std::move(op)), sum_(MatrixRMd::Zero(op_->in_features(), op_->in_features())) {}
+  int64_t in_features() const override { return op_->in_features(); }
+  int64_t out_features() const override { return op_->out_features(); }
+  void forward(const float* x, int64_t n, float* y) const override {
+    const Eigen::Map<const MatrixRM> X(x, n, in_features());
+    const MatrixRMd Xd = X.cast<double>();
+    sum_.noalias() += Xd.transpose() * Xd;
+    rows_ += n;
+    op_->forward(x, n, y);
+  }
+  MatrixRMd covariance() const { return rows_ > 0 ? MatrixRMd(sum_ / double(rows_)) : sum_; }
+
+ private:
+  std::unique_ptr<LinearOp> op_;
+  mutable MatrixRMd sum_;  ///< (in, in)
+  mutable int64_t rows_ = 0;
+};
+
+int32_t start_token(const ModelConfig& cfg, uint64_t seed) {
+  if (cfg.bos_id >= 0 && cfg.bos_id < cfg.vocab) return cfg.bos_id;
+  return int32_t(seed % uint64_t(cfg.vocab));
+}
+
+// Self-sampled sequences of the dense model (temperature 1), seeds seed..seed+count-1.
+std::vector<std::vector<int32_t>> sample_sequences(const Transformer& net, int count, int length, uint64_t seed) {
+  const int64_t len = std::max<int64_t>(2, std::min<int64_t>(length, net.cfg.max_positions));
+  std::vector<std::vector<int32_t>> seqs;
+  for (int s = 0; s < count; ++s) {
+    std::vector<int32_t> ids{start_token(net.cfg, seed + s)};
+    GenerateOptions g;
+    g.max_new_tokens = int(len - 1);
+    g.stop_at_eos = false;
+    g.sampling.temperature = 1.0f;
+    g.sampling.seed = seed + uint64_t(s);
+    const auto r = generate(net, ids, g);
+    ids.insert(ids.end(), r.generated.begin(), r.generated.end());
+    seqs.push_back(std::move(ids));
+  }
+  return seqs;
+}
+
+std::vector<float> all_logits(const Transformer& net, const std::vector<int32_t>& ids) {
+  std::vector<float> logits(ids.size() * size_t(net.cfg.vocab));  // (n, vocab)
+  KvCache cache = net.new_cache(int64_t(ids.size()));
+  net.forward(ids, cache, logits.data(), true);
+  return logits;
+}
+
+void log_softmax(const float* z, int64_t n, std::vector<double>& out) {
+  out.resize(size_t(n));
+  double mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, double(z[i]));
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += std::exp(double(z[i]) - mx);
+  const double lse = mx + std::log(s);
+  for (int64_t i = 0; i < n; ++i) out[i] = double(z[i]) - lse;
+}
+
+bool is_in_out_linear(const ModelConfig& cfg, const std::map<std::string, LinearSlot>& slots, const std::string& name) {
+  return arch_spec(cfg.arch).linear_layout == WeightLayout::kInOut && slots.count(name) > 0;
+}
+
+}  // namespace
+
+v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Artifact& compressed,
+                                       const ModelArtifactOptions& opt) {
+  const auto dense = load_transformer(ModelWeights::from_parts(dense_dir, nullptr));
+  const auto comp = load_transformer(ModelWeights::from_parts(std::nullopt, std::make_shared<const v1::Artifact>(compressed)));
+  const auto seqs = sample_sequences(*dense, opt.eval_sequences, opt.eval_length, opt.seed);
+  const int64_t V = dense->cfg.vocab;
+  double kl = 0, nll_d = 0, nll_c = 0;
+  uint64_t agree = 0, count = 0;
+  std::vector<double> lp, lq;
+  for (const auto& ids : seqs) {
+    const auto zd = all_logits(*dense, ids), zc = all_logits(*comp, ids);
+    for (size_t t = 0; t + 1 < ids.size(); ++t) {
+      log_softmax(zd.data() + t * V, V, lp);
+      log_softmax(zc.data() + t * V, V, lq);
+      double k = 0;
+      int64_t ad = 0, ac = 0;
+      for (int64_t v = 0; v < V; ++v) {
+        k += std::exp(lp[v]) * (lp[v] - lq[v]);
+        if (lp[v] > lp[ad]) ad = v;
+        if (lq[v] > lq[ac]) ac = v;
+      }
+      kl += k;
+      agree += ad == ac;
+      nll_d -= lp[ids[t + 1]];
+      nll_c -= lq[ids[t + 1]];
+      ++count;
+    }
+  }
+  v1::ModelQuality q;
+  if (count == 0) return q;
+  q.set_kl_mean(kl / count);
+  q.set_top1_agreement(double(agree) / count);
+  q.set_ppl_dense(std::exp(nll_d / count));
+  q.set_ppl_compressed(std::exp(nll_c / count));
+  q.set_nll_delta_mean((nll_c - nll_d) / count);
+  q.set_tokens(count);
+  q.set_source(std::to_string(seqs.size()) + " sequences of " + std::to_string(seqs.front().size()) +
+               " tokens self-sampled from the dense model (temperature 1, seed " + std::to_string(opt.seed) + ")");
+  return q;
+}
+
+v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                                  const json& params, const CodecContext& ctx, const std::string& source_sha256) {
+  return build_model_artifact(model, tensor_regex, method, params, ctx, source_sha256, ModelArtifactOptions{});
+}
+
+v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                                  const json& params, const CodecContext& ctx, const std::string& source_sha256,
+                                  const ModelArtifactOptions& opt) {
+  const Codec& codec = find_codec(method);
+  std::regex re;
+  try {
+    re = std::regex(tensor_regex, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    throw ParamError("tensors", "'" + tensor_regex + "' is not a valid regular expression: " + e.what());
+  }
+  // The architecture is optional for compression (any safetensors model can be compressed) but
+  // needed for orientation of Conv1D weights, calibration and evaluation.
+  std::optional<ModelConfig> cfg;
+  try {
+    cfg = parse_model_config(model.config());
+  } catch (const Error&) {
+  }
+  const auto slots = cfg ? linear_slots(*cfg) : std::map<std::string, LinearSlot>{};
+
+  std::vector<std::string> selected;
+  int64_t selected_elems = 0;
+  for (const auto& n : model.tensor_names()) {
+    const Tensor& t = model.at(n);
+    if (t.shape.size() == 2 && is_float(t.dtype) && std::regex_search(n, re)) {
+      selected.push_back(n);
+      selected_elems += t.numel();
+    }
+  }
+  if (selected.empty()) {
+    std::string names;
+    for (const auto& n : model.tensor_names()) {
+      if (model.at(n).shape.size() != 2) continue;
+      names += (names.empty() ? "" : ", ") + n;
+      if (names.size() > 300) { names += ", ..."; break; }
+    }
+    throw ParamError("tensors", "no 2-D float tensor of the model matches '" + tensor_regex + "' (2-D tensors: " + names + ")");
+  }
+
+  // Calibration: inputs of every selected linear layer, from the dense model on self-sampled text.
+  std::map<std::string, MatrixRMd> covariances;
+  if (opt.calibrate) {
+    if (method != "saten") throw ParamError("calibrate", "calibration-aware compression is implemented for saten only");
+    if (!cfg) throw ParamError("calibrate", "needs a model the runtime can run (gpt2, opt or llama config.json)");
+    auto net = load_transformer(ModelWeights::from_parts(model, nullptr));
+    std::map<std::string, const RecordingLinear*> rec;
+    for (const auto& n : selected) {
+      auto it = slots.find(n);
+      if (it == slots.end()) continue;
+      auto* p = slot_op(net->layers[it->second.layer], it->second.role);
+      if (!p || !*p) continue;
+      auto r = std::make_unique<RecordingLinear>(std::move(*p));
+      rec[n] = r.get();
+      *p = std::move(r);
+    }
+    // Seeds far from the evaluation seeds, so evaluation text is held out.
+    sample_sequences(*net, opt.calib_sequences, opt.eval_length, opt.seed + 1000003);
+    for (const auto& [n, r] : rec) covariances[n] = r->covariance();
+  }
+
+  v1::Artifact art;
+  art.set_format_version(kArtifactFormatVersion);
+  art.set_source_sha256(source_sha256);
+  art.set_method(method);
+  json job = {{"tensors", tensor_regex}, {"params", params.is_null() ? json::object() : params}};
+  if (opt.calibrate) job["calibrate"] = {{"sequences", opt.calib_sequences}, {"adam_steps", opt.adam_steps}, {"whitening", opt.whitening}};
+  art.set_params_json(job.dump());
+  art.set_generator(std::string("tensorslm ") + TSM_VERSION);
+  art.set_created_unix(uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch()).count()));
+  art.set_config_json(model.config().dump(2));
+  if (auto tp = model.tokenizer_path()) art.set_tokenizer_json(read_file(*tp));
+
+  std::vector<double> sq_norms;
+  uint64_t pass_bytes = 0, pass_src_bytes = 0, pass_elems = 0;
+  int64_t done_elems = 0;
+  for (const auto& n : model.tensor_names()) {
+    ctx.check_cancel();
+    const Tensor& t = model.at(n);
+    const bool pick = std::find(selected.begin(), selected.end(), n) != selected.end();
+    if (!pick) {
+      v1::Array* a = art.add_passthrough();
+      a->CopyFrom(make_array(n, t.dtype, t.shape, t.bytes.data(), t.bytes.size()));
+      pass_bytes += t.bytes.size() + 8ull * t.shape.size();
+      pass_src_bytes += t.bytes.size();
+      pass_elems += uint64_t(t.numel());
+      continue;
+    }
+    const MatrixRM W = t.to_matrix();
+    json p = params.is_null() ? json::object() : params;
+    if (method == "saten" && cfg && !p.contains("orientation") && is_in_out_linear(*cfg, slots, n)) p["orientation"] = "in_out";
+    CodecContext sub = ctx;
+    const int64_t base = done_elems;
+    sub.progress = [&, base](double f) {
+      ctx.report((double(base) + f * double(t.numel())) / double(selected_elems));
+    };
+    if (!(ctx.row_weights.size() == size_t(W.rows()))) sub.row_weights = {};
+    v1::CompressedTensor ct;
+    try {
+      auto cov = covariances.find(n);
+      if (cov != covariances.end()) {
+        const json r = codec.resolve(p, W.rows(), W.cols());
+        CalibrationOptions cal;
+        cal.whitening = parse_whitening(opt.whitening);
+        cal.adam_steps = opt.adam_steps;
+        const auto t0 = std::chrono::steady_clock::now();
+        ct = saten_encode_calibrated(W, r, cov->second, cal, sub);
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        ct.set_name(n);
+        ct.set_source_dtype(to_proto(t.dtype));
+        const MatrixRM Wh = codec.decode(ct);
+        fill_metrics(*ct.mutable_metrics(), error_stats(W, Wh), codec.stored_bytes(ct), W.rows(), W.cols(), dtype_size(t.dtype));
+        ct.mutable_metrics()->set_seconds(secs);
+      } else {
+        ct = compress_matrix(W, n, t.dtype, method, p, sub, CompressOptions{opt.baselines});
+      }
+    } catch (const ParamError& e) {
+      throw ParamError(e.field(), std::string("tensor '") + n + "': " + e.what());
+    }
+    if (opt.baselines && method == "saten")
+      for (auto& b : saten_baselines(W, json::parse(ct.params_json()), ct.metrics().stored_bytes(), dtype_size(t.dtype)))
+        ct.add_baselines()->Swap(&b);
+    sq_norms.push_back(double(W.squaredNorm()));
+    art.add_tensors()->Swap(&ct);
+    done_elems += t.numel();
+  }
+
+  // Whole model: the compressed tensors' totals plus the passthrough bytes.
+  v1::Metrics total = total_metrics(art.tensors(), sq_norms);
+  total.set_stored_bytes(total.stored_bytes() + pass_bytes);
+  total.set_dense_f32_bytes(total.dense_f32_bytes() + 4 * pass_elems);
+  total.set_source_bytes(total.source_bytes() + pass_src_bytes);
+  total.set_ratio_f32(double(total.dense_f32_bytes()) / double(std::max<uint64_t>(1, total.stored_bytes())));
+  total.set_ratio_source(double(total.source_bytes()) / double(std::max<uint64_t>(1, total.stored_bytes())));
+  *art.mutable_total() = total;
+
+  if (opt.eval && cfg) {
+    ctx.check_cancel();
+    try {
+      *art.mutable_quality() = measure_model_quality(model, art, opt);
+    } catch (const Canceled&) {
+      throw;
+    } catch (const Error& e) {  // architecture the runtime cannot run: report why instead of failing the job
+      art.mutable_quality()->set_source(std::string("not evaluated: ") + e.what());
+    }
+  }
+  ctx.report(1.0);
+  return art;
+}
+
+}  // namespace tsm

@@ -1,0 +1,45 @@
+// Whole-model compression jobs: every 2-D tensor of an HF model directory whose name matches a regex
+// (std::regex ECMAScript, searched anywhere in the name, as llama.cpp's --tensor-type) is compressed
+// with one method; every other tensor passes through unchanged; config.json and tokenizer.json are
+// copied, so the artifact alone is a runnable model. Invariant: tensors + passthrough together hold
+// every tensor of the source exactly once. `total` counts the whole model (passthrough bytes
+// included); quality is measured when the runtime can run the architecture.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "codec/codec.h"
+#include "formats/artifact_io.h"
+#include "formats/hf_model_dir.h"
+
+namespace tsm {
+
+struct ModelArtifactOptions {
+  bool baselines = true;        ///< generic baselines (compress_matrix) + saten ones for method saten
+  bool eval = true;             ///< measure KL / ppl vs the dense model when the model is runnable
+  int eval_sequences = 4;       ///< self-sampled sequences from the dense model (temperature 1)
+  int eval_length = 32;         ///< tokens per sequence (capped by the context length)
+  uint64_t seed = 1;
+  /// Calibration-aware saten: collect the inputs of every compressed linear layer by running the dense
+  /// model on `calib_sequences` self-sampled sequences (seeds disjoint from the evaluation ones) and
+  /// fit each layer in the activation-weighted norm + Adam (saten only).
+  bool calibrate = false;
+  int calib_sequences = 8;
+  int adam_steps = 50;
+  std::string whitening = "cholesky";
+};
+
+/// Throws ParamError("tensors") for a bad regex or when no 2-D float tensor matches, and the codec's
+/// ParamError for bad params (naming the tensor).
+v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                                  const json& params, const CodecContext& ctx, const std::string& source_sha256);
+v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                                  const json& params, const CodecContext& ctx, const std::string& source_sha256,
+                                  const ModelArtifactOptions& opt);
+
+/// KL(dense || compressed), top-1 agreement and perplexities of the artifact's model against the dense
+/// model directory on self-sampled sequences. Throws tsm::Error when either model cannot be loaded.
+v1::ModelQuality measure_model_quality(const HfModelDir& dense, const v1::Artifact& compressed,
+                                       const ModelArtifactOptions& opt);
+
+}  // namespace tsm
