@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "tt/sym_eig_small.h"
 
 namespace tsm {
 
@@ -28,12 +29,11 @@ SmallTtSvd::SmallTtSvd(std::span<const int64_t> modes) : modes_(modes.begin(), m
   int64_t maxr = *std::max_element(full_ranks_.begin(), full_ranks_.end());
   c_.resize(static_cast<size_t>(std::max(numel, cap) * std::max<int64_t>(1, maxr)));
   next_.resize(c_.size());
-}
-
-SmallTtSvd::Solver& SmallTtSvd::solver(int64_t n) {
-  if (static_cast<int64_t>(solvers_.size()) <= n) solvers_.resize(n + 1);
-  if (!solvers_[n]) solvers_[n] = std::make_unique<Solver>(static_cast<Eigen::Index>(n));
-  return *solvers_[n];
+  int64_t gmax = 1;  // largest Gram matrix: min(rows, cols) of any unfolding at full ranks
+  for (int k = 0; k < d; ++k) gmax = std::max(gmax, full_ranks_[k] * modes_[k]);
+  gram_.resize(static_cast<size_t>(gmax * gmax));
+  eval_.resize(static_cast<size_t>(gmax));
+  scratch_.resize(static_cast<size_t>(gmax));
 }
 
 double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double delta2) {
@@ -55,14 +55,12 @@ double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double del
     const bool last = k == d - 2;
     const bool right = last && rest < rows;  // final step with a tall unfolding: Gram of the columns
     const int64_t g = right ? rest : rows;
-    gram_.resize(g, g);
+    Eigen::Map<MatD> G(gram_.data(), g, g);
     // lazyProduct: coefficient-based products, no GEMM packing for these tiny sizes
-    if (right) gram_.noalias() = C.transpose().lazyProduct(C);
-    else gram_.noalias() = C.lazyProduct(C.transpose());
-    Solver& es = solver(g);
-    es.compute(gram_, Eigen::ComputeEigenvectors);
-    const auto& ev = es.eigenvalues();  // ascending
-    // rank: drop the smallest eigenvalues (squared singular values) while the tail stays <= delta2
+    if (right) G.noalias() = C.transpose().lazyProduct(C);
+    else G.noalias() = C.lazyProduct(C.transpose());
+    sym_eig_small(static_cast<int>(g), gram_.data(), eval_.data(), scratch_.data());
+    const double* ev = eval_.data();  // ascending; eigenvector j is row j of gram_
     int64_t r = g;
     double tail = 0;
     while (delta2 > 0 && r > 1 && tail + std::max(0.0, ev[g - r]) <= delta2) {
@@ -73,22 +71,21 @@ double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double del
     r = std::max<int64_t>(1, std::min({r, cap, g}));
     for (int64_t i = 0; i < g - r; ++i) err2 += std::max(0.0, ev[i]);
     ranks_[k + 1] = r;
-    const auto& Q = es.eigenvectors();  // (g, g), column j <-> ev[j]; top r: columns g-1 .. g-r
+    // top r eigenvectors, largest first: rows g-1 .. g-r of gram_ -> E (r, g)
+    const auto E = Eigen::Map<const MatD>(gram_.data() + (g - r) * g, r, g).colwise().reverse();
     if (!right) {
       // core k = U_r: (rows, r); next C = U_r^T C: (r, rest)
       double* core = cores_[k].data();
       for (int64_t i = 0; i < rows; ++i)
-        for (int64_t j = 0; j < r; ++j) core[i * r + j] = Q(i, g - 1 - j);
+        for (int64_t j = 0; j < r; ++j) core[i * r + j] = E(j, i);
       Eigen::Map<MatD> N(next_.data(), r, rest);
-      N.noalias() = Q.rightCols(r).rowwise().reverse().transpose().lazyProduct(C);
+      N.noalias() = E.lazyProduct(C);
       std::swap(c_, next_);
     } else {
       // core k = C V_r: (rows, r); last core = V_r^T: (r, rest)
       Eigen::Map<MatD> core(cores_[k].data(), rows, r);
-      core.noalias() = C.lazyProduct(Q.rightCols(r).rowwise().reverse());
-      double* lastc = cores_[k + 1].data();
-      for (int64_t i = 0; i < r; ++i)
-        for (int64_t j = 0; j < rest; ++j) lastc[i * rest + j] = Q(j, g - 1 - i);
+      core.noalias() = C.lazyProduct(E.transpose());
+      Eigen::Map<MatD>(cores_[k + 1].data(), r, rest) = E;
       return err2;
     }
   }

@@ -10,8 +10,6 @@
 #include <span>
 #include <vector>
 
-#include <Eigen/Eigenvalues>
-
 #include "common/matrix.h"
 
 namespace tsm {
@@ -35,14 +33,12 @@ class SmallTtSvd {
 
  private:
   using MatD = MatrixRMd;
-  using Solver = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>;
-  Solver& solver(int64_t n);
 
   std::vector<int64_t> modes_, full_ranks_, ranks_;
   std::vector<std::vector<double>> cores_;  ///< core k: capacity full_r_{k-1} n_k full_r_k
   std::vector<double> c_, next_;            ///< current / next unfolding, capacity max over steps
-  Eigen::MatrixXd gram_;                    ///< (g, g) for the step's Gram size g
-  std::vector<std::unique_ptr<Solver>> solvers_;  ///< by Gram size, created on first use
+  std::vector<double> gram_;                ///< (g, g) Gram matrix, then its eigenvectors as rows
+  std::vector<double> eval_, scratch_;      ///< (g) eigenvalues ascending, (g) scratch
 };
 
 }  // namespace tsm
