@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <queue>
 #include <string>
@@ -21,6 +22,9 @@ namespace {
 constexpr int kMaxOrder = 32;
 constexpr int64_t kMaxRank = 65535;          // ranks are stored as u16 in ragged mode
 constexpr int64_t kMaxWorkspace = int64_t{1} << 28;  // floats of decode scratch we accept from a file
+// Fewest tokens decoded on the OpenMP threads: a token takes well under a microsecond, and below a few
+// thousand the fork/join (and the spinning of oversubscribed OpenMP threads) costs more than it saves.
+constexpr int64_t kMinParallelDecode = 4096;
 
 // ---- parameters ---------------------------------------------------------------------------------
 
@@ -487,9 +491,9 @@ MatrixRM TtTokenCodec::decode(const v1::CompressedTensor& t) const {
 namespace {
 
 // out (P, L) = T (P, a) * G (a, L), all row-major: per row of out, `a` axpys over its L contiguous
-// columns (measured faster than Eigen's lazy product and than register-blocked variants here).
-inline void contract(const float* __restrict T, int64_t P, int64_t a, const float* __restrict G, int64_t L,
-                     float* __restrict out) {
+// columns. Generic fallback for ranks without a fixed-size kernel below.
+inline void contract_any(const float* __restrict T, int64_t P, int64_t a, const float* __restrict G, int64_t L,
+                         float* __restrict out) {
   for (int64_t p = 0; p < P; ++p) {
     float* o = out + p * L;
     const float* tp = T + p * a;
@@ -505,6 +509,62 @@ inline void contract(const float* __restrict T, int64_t P, int64_t a, const floa
       for (int64_t j = 0; j < L; ++j) o[j] += ti * g[j];
     }
   }
+}
+
+// Same product for a compile-time inner size A: a column block of G (A rows, W lanes) stays in
+// registers while the P rows of T stream past, each output block is accumulated in a register and
+// stored once (the axpy form above re-loads and re-stores the output A times).
+// (a dependent vector_size in an alias template is ignored by GCC, hence two plain typedefs)
+typedef float Vec8f __attribute__((vector_size(32), aligned(4)));  // 8 lanes (AVX)
+typedef float Vec4f __attribute__((vector_size(16), aligned(4)));  // 4 lanes (SSE)
+
+template <int A, class V>
+inline void contract_block(const float* __restrict T, int64_t P, const float* __restrict G, int64_t L, int64_t j,
+                           float* __restrict out) {
+  static_assert(sizeof(V) == 16 || sizeof(V) == 32);
+  V g[A];
+  for (int i = 0; i < A; ++i) std::memcpy(&g[i], G + i * L + j, sizeof(V));
+  for (int64_t p = 0; p < P; ++p) {
+    const float* tp = T + p * A;
+    V acc = tp[0] * g[0];
+    for (int i = 1; i < A; ++i) acc += tp[i] * g[i];
+    std::memcpy(out + p * L + j, &acc, sizeof(V));
+  }
+}
+
+template <int A>
+void contract_fixed(const float* __restrict T, int64_t P, const float* __restrict G, int64_t L, float* __restrict out) {
+  int64_t j = 0;
+  for (; j + 8 <= L; j += 8) contract_block<A, Vec8f>(T, P, G, L, j, out);
+  if (j + 4 <= L) {
+    contract_block<A, Vec4f>(T, P, G, L, j, out);
+    j += 4;
+  }
+  for (; j < L; ++j)
+    for (int64_t p = 0; p < P; ++p) {
+      float acc = 0;
+      for (int i = 0; i < A; ++i) acc += T[p * A + i] * G[i * L + j];
+      out[p * L + j] = acc;
+    }
+}
+
+inline void contract(const float* __restrict T, int64_t P, int64_t a, const float* __restrict G, int64_t L,
+                     float* __restrict out) {
+  if (L >= 4) {
+    switch (a) {
+      case 1: return contract_fixed<1>(T, P, G, L, out);
+      case 2: return contract_fixed<2>(T, P, G, L, out);
+      case 3: return contract_fixed<3>(T, P, G, L, out);
+      case 4: return contract_fixed<4>(T, P, G, L, out);
+      case 5: return contract_fixed<5>(T, P, G, L, out);
+      case 6: return contract_fixed<6>(T, P, G, L, out);
+      case 8: return contract_fixed<8>(T, P, G, L, out);
+      case 12: return contract_fixed<12>(T, P, G, L, out);
+      case 16: return contract_fixed<16>(T, P, G, L, out);
+      default: break;
+    }
+  }
+  contract_any(T, P, a, G, L, out);
 }
 
 }  // namespace
@@ -703,7 +763,7 @@ void TokenTrainTable::decode_rows(std::span<const int32_t> ids, float* out) cons
   for (int64_t i = 0; i < n; ++i)
     if (ids[i] < 0 || ids[i] >= rows_) throw Error("token id " + std::to_string(ids[i]) + " out of range 0.." + std::to_string(rows_ - 1));
   // Large batches use the OpenMP threads (one scratch each, allocated once per call).
-  const int threads = n >= 256 && !omp_in_parallel() ? omp_get_max_threads() : 1;
+  const int threads = n >= kMinParallelDecode && !omp_in_parallel() ? omp_get_max_threads() : 1;
   std::vector<float> w(workspace_floats_ * threads);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (int64_t i = 0; i < n; ++i) decode_row(ids[i], out + i * cols_, w.data() + workspace_floats_ * omp_get_thread_num());
@@ -713,7 +773,7 @@ void TokenTrainTable::decode_range(int64_t begin, int64_t end, float* out) const
   if (begin < 0 || end > rows_ || begin > end)
     throw Error("token range " + std::to_string(begin) + ".." + std::to_string(end) + " out of 0.." + std::to_string(rows_));
   const int64_t n = end - begin;
-  const int threads = n >= 256 && !omp_in_parallel() ? omp_get_max_threads() : 1;
+  const int threads = n >= kMinParallelDecode && !omp_in_parallel() ? omp_get_max_threads() : 1;
   std::vector<float> w(workspace_floats_ * threads);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (int64_t i = 0; i < n; ++i) decode_row(begin + i, out + i * cols_, w.data() + workspace_floats_ * omp_get_thread_num());

@@ -6,7 +6,12 @@
 
 namespace tsm {
 
-void sym_eig_small(int n, double* V, double* d, double* e) {
+namespace {
+
+// N > 0: the size is known at compile time (loops unrolled / vectorised); N == 0: runtime n_rt.
+template <int N>
+void sym_eig_impl(int n_rt, double* __restrict V, double* __restrict d, double* __restrict e) {
+  const int n = N > 0 ? N : n_rt;
   auto v = [&](int i, int j) -> double& { return V[i * n + j]; };
   for (int j = 0; j < n; ++j) d[j] = v(n - 1, j);
   for (int i = n - 1; i > 0; --i) {
@@ -125,6 +130,21 @@ void sym_eig_small(int n, double* V, double* d, double* e) {
       d[k] = d[i]; d[i] = p;
       for (int j = 0; j < n; ++j) std::swap(V[i * n + j], V[k * n + j]);
     }
+  }
+}
+
+}  // namespace
+
+void sym_eig_small(int n, double* V, double* d, double* e) {
+  switch (n) {  // the sizes of per-token Gram matrices (modes times ranks up to 16)
+    case 2: return sym_eig_impl<2>(n, V, d, e);
+    case 3: return sym_eig_impl<3>(n, V, d, e);
+    case 4: return sym_eig_impl<4>(n, V, d, e);
+    case 6: return sym_eig_impl<6>(n, V, d, e);
+    case 8: return sym_eig_impl<8>(n, V, d, e);
+    case 12: return sym_eig_impl<12>(n, V, d, e);
+    case 16: return sym_eig_impl<16>(n, V, d, e);
+    default: return sym_eig_impl<0>(n, V, d, e);
   }
 }
 
