@@ -51,14 +51,35 @@ double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double del
   for (int k = 0; k < d - 1; ++k) {
     const int64_t rows = ranks_[k] * modes_[k];
     rest /= modes_[k];
-    Eigen::Map<const MatD> C(c_.data(), rows, rest);
+    const double* C = c_.data();  // (rows, rest)
     const bool last = k == d - 2;
     const bool right = last && rest < rows;  // final step with a tall unfolding: Gram of the columns
     const int64_t g = right ? rest : rows;
-    Eigen::Map<MatD> G(gram_.data(), g, g);
-    // lazyProduct: coefficient-based products, no GEMM packing for these tiny sizes
-    if (right) G.noalias() = C.transpose().lazyProduct(C);
-    else G.noalias() = C.lazyProduct(C.transpose());
+    double* G = gram_.data();  // (g, g)
+    if (right) {
+      // G = C^T C as a sum of outer products of the rows of C (contiguous rows of length g)
+      std::fill(G, G + g * g, 0.0);
+      for (int64_t i = 0; i < rows; ++i) {
+        const double* ci = C + i * rest;
+        for (int64_t a = 0; a < g; ++a) {
+          const double f = ci[a];
+          double* ga = G + a * g;
+#pragma omp simd
+          for (int64_t b = 0; b < g; ++b) ga[b] += f * ci[b];
+        }
+      }
+    } else {
+      // G = C C^T: dot products of the rows of C (length rest), lower triangle mirrored
+      for (int64_t a = 0; a < g; ++a)
+        for (int64_t b = 0; b <= a; ++b) {
+          const double* ca = C + a * rest;
+          const double* cb = C + b * rest;
+          double s = 0;
+#pragma omp simd reduction(+ : s)
+          for (int64_t j = 0; j < rest; ++j) s += ca[j] * cb[j];
+          G[a * g + b] = G[b * g + a] = s;
+        }
+    }
     sym_eig_small(static_cast<int>(g), gram_.data(), eval_.data(), scratch_.data());
     const double* ev = eval_.data();  // ascending; eigenvector j is row j of gram_
     int64_t r = g;
@@ -71,21 +92,45 @@ double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double del
     r = std::max<int64_t>(1, std::min({r, cap, g}));
     for (int64_t i = 0; i < g - r; ++i) err2 += std::max(0.0, ev[i]);
     ranks_[k + 1] = r;
-    // top r eigenvectors, largest first: rows g-1 .. g-r of gram_ -> E (r, g)
-    const auto E = Eigen::Map<const MatD>(gram_.data() + (g - r) * g, r, g).colwise().reverse();
+    // top r eigenvectors, largest first: E row j = eigenvector row g-1-j of gram_, each (g)
+    auto E = [&](int64_t j) { return gram_.data() + (g - 1 - j) * g; };
     if (!right) {
       // core k = U_r: (rows, r); next C = U_r^T C: (r, rest)
       double* core = cores_[k].data();
       for (int64_t i = 0; i < rows; ++i)
-        for (int64_t j = 0; j < r; ++j) core[i * r + j] = E(j, i);
-      Eigen::Map<MatD> N(next_.data(), r, rest);
-      N.noalias() = E.lazyProduct(C);
+        for (int64_t j = 0; j < r; ++j) core[i * r + j] = E(j)[i];
+      double* N = next_.data();
+      for (int64_t j = 0; j < r; ++j) {
+        const double* e = E(j);
+        double* nj = N + j * rest;
+        {
+          const double f = e[0];
+#pragma omp simd
+          for (int64_t c = 0; c < rest; ++c) nj[c] = f * C[c];
+        }
+        for (int64_t i = 1; i < rows; ++i) {
+          const double f = e[i];
+          const double* ci = C + i * rest;
+#pragma omp simd
+          for (int64_t c = 0; c < rest; ++c) nj[c] += f * ci[c];
+        }
+      }
       std::swap(c_, next_);
     } else {
       // core k = C V_r: (rows, r); last core = V_r^T: (r, rest)
-      Eigen::Map<MatD> core(cores_[k].data(), rows, r);
-      core.noalias() = C.lazyProduct(E.transpose());
-      Eigen::Map<MatD>(cores_[k + 1].data(), r, rest) = E;
+      double* core = cores_[k].data();
+      for (int64_t i = 0; i < rows; ++i) {
+        const double* ci = C + i * rest;
+        for (int64_t j = 0; j < r; ++j) {
+          const double* e = E(j);
+          double s = 0;
+#pragma omp simd reduction(+ : s)
+          for (int64_t c = 0; c < rest; ++c) s += ci[c] * e[c];
+          core[i * r + j] = s;
+        }
+      }
+      double* last_core = cores_[k + 1].data();
+      for (int64_t j = 0; j < r; ++j) std::copy(E(j), E(j) + rest, last_core + j * rest);
       return err2;
     }
   }
