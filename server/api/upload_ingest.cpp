@@ -60,6 +60,44 @@ void check_finite(const Tensor& t) {
   }
 }
 
+/// NaN/Inf scan of `count` elements of `dtype` at `offset` of a file, read in 4 MiB chunks with
+/// pread (no mapping, so resident memory stays flat however large the upload).
+void check_finite_file(const std::string& path, uint64_t offset, DType dtype, const std::vector<int64_t>& shape,
+                       const std::string& name) {
+  if (!is_float(dtype)) return;
+  const size_t es = dtype_size(dtype);
+  const uint64_t n = static_cast<uint64_t>(shape_numel(shape));
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot read " + path);
+  std::vector<char> raw((4u << 20) / es * es);  // (chunk elements * es) bytes
+  std::vector<float> f(raw.size() / es);        // (chunk elements) f32
+  uint64_t nan = 0, inf = 0;
+  int64_t first = -1;
+  for (uint64_t i = 0; i < n;) {
+    size_t m = static_cast<size_t>(std::min<uint64_t>(f.size(), n - i));
+    ssize_t got = ::pread(fd, raw.data(), m * es, static_cast<off_t>(offset + i * es));
+    if (got != static_cast<ssize_t>(m * es)) {
+      ::close(fd);
+      throw FormatError("data ends early", static_cast<int64_t>(offset + i * es));
+    }
+    to_f32(dtype, raw.data(), f.data(), m);
+    for (size_t k = 0; k < m; ++k)
+      if (!std::isfinite(f[k])) {
+        (std::isnan(f[k]) ? nan : inf)++;
+        if (first < 0) first = static_cast<int64_t>(i + k);
+      }
+    i += m;
+  }
+  ::close(fd);
+  if (nan + inf > 0) {
+    int64_t cols = shape.size() >= 2 ? static_cast<int64_t>(n) / shape[0] : static_cast<int64_t>(n);
+    reject("tensor '" + name + "' holds " + std::to_string(nan) + " NaN and " + std::to_string(inf) +
+               " Inf values (first at element " + std::to_string(first) + " = row " + std::to_string(first / cols) +
+               ", col " + std::to_string(first % cols) + "); clean the input before compressing",
+           {{"tensor", name}, {"nan", nan}, {"inf", inf}, {"first_index", first}});
+  }
+}
+
 json tensor_entry(const Tensor& t, bool is_default = false) {
   json j = {{"name", t.name}, {"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape}};
   if (is_default) j["default"] = true;
@@ -173,7 +211,7 @@ std::string format_from_content_type(const std::string& ct) {
 UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& opt, BlobStore& blobs,
                            const std::string& models_dir) {
   UploadRecord u;
-  u.sha256 = sink->finish();
+  u.sha256 = sink->finish(opt.durable);
   u.size_bytes = sink->bytes();
   if (u.size_bytes == 0) throw HttpError(http::status::bad_request, "empty body: send the file as the request body");
   const std::string& head = sink->head();
@@ -199,11 +237,20 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
 
   try {
     if (fmt == "npy") {
-      Tensor t = read_npy(path);
-      t.name = u.name;
-      if (t.shape.empty()) reject("a 0-d array cannot be compressed; send a matrix");
-      check_finite(t);
-      tensors.push_back(tensor_entry(t));
+      // Header from the bytes already seen; sizes against the file; data scanned in chunks.
+      NpyHeader h = parse_npy_header({reinterpret_cast<const std::byte*>(head.data()), head.size()});
+      if (h.shape.empty()) reject("a 0-d array cannot be compressed; send a matrix");
+      const uint64_t want = h.data_offset + h.data_bytes;
+      if (u.size_bytes < want)
+        throw FormatError("truncated: the header promises " + std::to_string(h.data_bytes) + " data bytes (shape " +
+                              shape_str(h.shape) + "), the body has " + std::to_string(u.size_bytes - std::min<uint64_t>(u.size_bytes, h.data_offset)),
+                          static_cast<int64_t>(u.size_bytes));
+      if (u.size_bytes > want)
+        throw FormatError(std::to_string(u.size_bytes - want) + " bytes after the data that the header (shape " +
+                              shape_str(h.shape) + ") does not account for",
+                          static_cast<int64_t>(want));
+      check_finite_file(path, h.data_offset, h.dtype, h.shape, u.name);
+      tensors.push_back({{"name", u.name}, {"dtype", std::string(dtype_name(h.dtype))}, {"shape", h.shape}});
     } else if (fmt == "safetensors") {
       auto f = SafetensorsFile::open(path);
       if (f.tensors().empty()) reject("the safetensors file holds no tensors");
@@ -226,10 +273,8 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
         reject("raw body has " + std::to_string(u.size_bytes) + " bytes but dtype " + opt.dtype + " x shape " +
                    opt.shape + " needs " + std::to_string(want),
                {{"field", "shape"}});
-      auto f = MappedFile::open(path);
-      Tensor t{u.name, dt, shape, f->bytes(), f};
-      check_finite(t);
-      tensors.push_back(tensor_entry(t));
+      check_finite_file(path, 0, dt, shape, u.name);
+      tensors.push_back({{"name", u.name}, {"dtype", std::string(dtype_name(dt))}, {"shape", shape}});
     } else if (fmt == "json") {
       if (u.size_bytes > (64u << 20)) reject("JSON arrays are for small inputs (<= 64 MiB); send .npy instead");
       json j;

@@ -17,6 +17,7 @@ struct IngestOptions {
   std::string declared_format;   ///< from ?format= or Content-Type; empty = detect
   std::string name;              ///< ?name= (validated)
   std::string dtype, shape;      ///< raw uploads: ?dtype=f32&shape=50257,768
+  bool durable = true;           ///< fsync the body before it is accepted (Config::fsync_uploads)
 };
 
 /// Finishes the sink, validates, moves the blob into the store (and extracts a model tar under

@@ -31,6 +31,7 @@ void add_upload_routes(App& app) {
     opt.name = req->q("name");
     opt.dtype = req->q("dtype");
     opt.shape = req->q("shape");
+    opt.durable = app.config.fsync_uploads;
     // Validation reads the whole file: the blocking pool, never the I/O thread.
     boost::asio::post(app.blocking, [&app, req, respond, opt] {
       try {

@@ -78,7 +78,7 @@ Config load_config_file(const std::string& path, Config c) {
   get(j, "header_timeout_s", c.header_timeout_s);
   get(j, "body_idle_timeout_s", c.body_idle_timeout_s);
   get(j, "max_wait_s", c.max_wait_s);
-  get(j, "job_timeout_s", c.job_timeout_s);
+  get(j, "fsync_uploads", c.fsync_uploads);
   get(j, "log_format", c.log_format);
   get(j, "log_level", c.log_level);
   if (j.contains("tokens")) {

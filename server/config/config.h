@@ -28,7 +28,7 @@ struct Config {
   double header_timeout_s = 30;                 ///< time to receive a request's header
   double body_idle_timeout_s = 30;              ///< longest pause between body bytes (slow-loris guard)
   double max_wait_s = 600;                      ///< cap of ?wait=SECONDS
-  double job_timeout_s = 0;                     ///< a job running longer fails (0 = no limit)
+  bool fsync_uploads = true;                    ///< fsync an upload before answering 201 (durable; disk-bound)
   std::string log_format = "text";              ///< text | json
   std::string log_level = "info";
   std::vector<TokenConfig> tokens;

@@ -189,35 +189,81 @@ class Session : public std::enable_shared_from_this<Session> {
 
   /// Body reads are guarded by our own timer, not the stream's expiry: on expiry the read is
   /// cancelled but the socket stays open, so the client still gets a 408.
+  /// One timer per body, not one per read: each read records progress; the timer re-arms itself
+  /// for the remaining idle time and fires only after a real stall.
   void arm_body_timer() {
+    last_progress_ = Clock::now();
+    if (body_timer_armed_) return;
     stream_.expires_never();
-    body_timer_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::duration<double>(cfg().body_idle_timeout_s)));
+    body_timer_armed_ = true;
+    wait_body_timer(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg().body_idle_timeout_s)));
+  }
+
+  void wait_body_timer(Clock::duration d) {
+    body_timer_.expires_after(d);
     body_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;  // re-armed or cancelled
+      if (ec || !self->body_timer_armed_) {
+        self->body_timer_armed_ = false;
+        return;
+      }
+      auto idle = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(self->cfg().body_idle_timeout_s));
+      auto since = Clock::now() - self->last_progress_;
+      if (since < idle) return self->wait_body_timer(idle - since);
+      self->body_timer_armed_ = false;
       self->body_timed_out_ = true;
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
     });
   }
 
+  void stop_body_timer() {
+    body_timer_armed_ = false;
+    body_timer_.cancel();
+  }
+
   void read_upload_some() {
     arm_body_timer();
+    // Wake up for big chunks, not for every TCP segment: after a small read, wait for readiness
+    // with a low-water mark (capped by what the body still owes) before reading again, so that a
+    // 154 MB body costs thousands of syscalls instead of hundreds of thousands.
+    uint64_t got = up_->get().body()->bytes() - sink_seen_;
+    sink_seen_ = up_->get().body()->bytes();
+    auto rem = up_->content_length_remaining();
+    if (rem && *rem > 65536 && got < 32768 && buffer_.size() == 0) {
+      beast::error_code ec;
+      int lowat = static_cast<int>(std::min<uint64_t>(*rem, 128 * 1024));
+      if (lowat != lowat_) {
+        stream_.socket().set_option(asio::socket_base::receive_low_watermark(lowat), ec);
+        lowat_ = lowat;
+      }
+      stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+        if (ec) return self->on_upload_some(ec);
+        http::async_read_some(self->stream_, self->buffer_, *self->up_,
+                              [self](beast::error_code ec, size_t) { self->on_upload_some(ec); });
+      });
+      return;
+    }
     http::async_read_some(stream_, buffer_, *up_,
                           [self = shared_from_this()](beast::error_code ec, size_t) { self->on_upload_some(ec); });
   }
 
   void on_upload_some(beast::error_code ec) {
-    body_timer_.cancel();
+    if (!ec && !up_->is_done()) return read_upload_some();
+    stop_body_timer();
+    if (lowat_ != 1) {
+      beast::error_code ignored;
+      stream_.socket().set_option(asio::socket_base::receive_low_watermark(1), ignored);
+      lowat_ = 1;
+    }
+    sink_seen_ = 0;
     if (ec) return body_failed(ec);
-    if (!up_->is_done()) return read_upload_some();
     req_->upload = up_->get().body();
     up_->get().body().reset();
     dispatch();
   }
 
   void on_body(beast::error_code ec) {
-    body_timer_.cancel();
+    stop_body_timer();
     if (ec) return body_failed(ec);
     req_->body = std::move(str_->get().body());
     dispatch();
@@ -331,7 +377,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   boost::asio::steady_timer body_timer_;
-  bool body_timed_out_ = false;
+  bool body_timed_out_ = false, body_timer_armed_ = false;
+  uint64_t sink_seen_ = 0;  // body bytes already counted by read_upload_some
+  int lowat_ = 1;           // SO_RCVLOWAT now set on the socket
+  Clock::time_point last_progress_;
   beast::flat_buffer buffer_{1 << 20};
   std::shared_ptr<HttpShared> sh_;
   std::optional<http::request_parser<http::empty_body>> hdr_;

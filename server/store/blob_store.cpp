@@ -55,6 +55,16 @@ BlobSink::~BlobSink() {
 void BlobSink::write(const void* data, size_t n) {
   sha_.update(data, n);
   if (head_.size() < 65536) head_.append(static_cast<const char*>(data), std::min(n, 65536 - head_.size()));
+  constexpr size_t kBuf = 1 << 20;
+  if (buf_.size() + n <= kBuf) {
+    if (buf_.capacity() < kBuf) buf_.reserve(kBuf);
+    buf_.insert(buf_.end(), static_cast<const char*>(data), static_cast<const char*>(data) + n);
+    bytes_ += n;
+    if (buf_.size() == kBuf) flush();
+    return;
+  }
+  flush();
+  bytes_ += n;
   auto p = static_cast<const char*>(data);
   while (n > 0) {
     ssize_t w = ::write(fd_, p, n);
@@ -64,12 +74,27 @@ void BlobSink::write(const void* data, size_t n) {
     }
     p += w;
     n -= static_cast<size_t>(w);
-    bytes_ += static_cast<uint64_t>(w);
   }
 }
 
-std::string BlobSink::finish() {
-  if (::fsync(fd_) != 0) throw Error("fsync " + path_ + ": " + std::strerror(errno));
+void BlobSink::flush() {
+  const char* p = buf_.data();
+  size_t n = buf_.size();
+  while (n > 0) {
+    ssize_t w = ::write(fd_, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  buf_.clear();
+}
+
+std::string BlobSink::finish(bool durable) {
+  flush();
+  if (durable && ::fsync(fd_) != 0) throw Error("fsync " + path_ + ": " + std::strerror(errno));
   ::close(fd_);
   fd_ = -1;
   return sha_.hex_digest();

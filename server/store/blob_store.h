@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/sha256.h"
 
@@ -20,8 +21,8 @@ class BlobSink {
   BlobSink& operator=(const BlobSink&) = delete;
 
   void write(const void* data, size_t n);  ///< throws tsm::Error on I/O errors (disk full...)
-  /// fsync + close; returns the sha256 hex. Call once, after the last write.
-  std::string finish();
+  /// fsync (when `durable`) + close; returns the sha256 hex. Call once, after the last write.
+  std::string finish(bool durable = true);
   const std::string& temp_path() const { return path_; }
   uint64_t bytes() const { return bytes_; }
   /// The first up to 64 KiB written (format detection and header checks without re-reading).
@@ -30,7 +31,9 @@ class BlobSink {
   void release() { released_ = true; }
 
  private:
+  void flush();
   std::string path_, head_;
+  std::vector<char> buf_;   ///< (<= 1 MiB) pending bytes: one write(2) per MiB, not per network read
   int fd_ = -1;
   uint64_t bytes_ = 0;
   Sha256 sha_;

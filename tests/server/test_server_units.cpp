@@ -1,0 +1,242 @@
+// Unit tests of the server's pure parts, without HTTP: route table, target parsing, the job queue
+// order and bound, the SQLite store (migrations, recovery, pagination), the blob store's atomicity,
+// config layering, job-spec validation, report percentiles, the Prometheus text.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "api/report_summary.h"
+#include "common/error.h"
+#include "common/sha256.h"
+#include "config/auth.h"
+#include "config/config.h"
+#include "http/metrics_registry.h"
+#include "http/router.h"
+#include "jobs/job_queue.h"
+#include "jobs/job_spec.h"
+#include "store/blob_store.h"
+#include "store/sqlite_store.h"
+
+using namespace tsm;
+using namespace tsm::server;
+namespace fs = std::filesystem;
+
+namespace {
+struct Tmp {
+  std::string path;
+  Tmp() {
+    char t[] = "/tmp/tsm-server-unit-XXXXXX";
+    path = ::mkdtemp(t);
+  }
+  ~Tmp() { fs::remove_all(path); }
+};
+}  // namespace
+
+TEST(Router, MatchesParamsAnd405) {
+  Router r;
+  r.add(http::verb::get, "/v1/jobs/{id}", Perm::Read, [](RequestPtr, Respond) {});
+  r.add(http::verb::delete_, "/v1/jobs/{id}", Perm::Jobs, [](RequestPtr, Respond) {});
+  auto m = r.match(http::verb::get, "/v1/jobs/j_1");
+  ASSERT_TRUE(m.route);
+  EXPECT_EQ(m.params, std::vector<std::string>{"j_1"});
+  EXPECT_TRUE(r.match(http::verb::head, "/v1/jobs/x").route);  // HEAD served by GET
+  auto bad = r.match(http::verb::put, "/v1/jobs/x");
+  EXPECT_FALSE(bad.route);
+  EXPECT_EQ(bad.allow, "GET, DELETE");
+  auto none = r.match(http::verb::get, "/v1/jobs/x/y");
+  EXPECT_FALSE(none.route);
+  EXPECT_TRUE(none.allow.empty());
+}
+
+TEST(Router, SplitTargetDecodes) {
+  std::string path;
+  std::map<std::string, std::string> q;
+  ASSERT_TRUE(split_target("/v1/a%20b?x=1&name=a+b&flag&e=%3D", path, q));
+  EXPECT_EQ(path, "/v1/a b");
+  EXPECT_EQ(q["x"], "1");
+  EXPECT_EQ(q["name"], "a b");
+  EXPECT_EQ(q["e"], "=");
+  EXPECT_TRUE(q.count("flag"));
+  EXPECT_FALSE(split_target("/v1/%zz", path, q));
+  EXPECT_FALSE(split_target("/v1/%2", path, q));
+}
+
+TEST(JobQueue, PriorityThenAgeAndBound) {
+  JobQueue q(3);
+  EXPECT_TRUE(q.push("a", 0, 1));
+  EXPECT_TRUE(q.push("b", 5, 2));
+  EXPECT_TRUE(q.push("c", 0, 3));
+  EXPECT_FALSE(q.push("d", 9, 4));  // full
+  EXPECT_TRUE(q.remove("c"));
+  EXPECT_FALSE(q.remove("c"));
+  EXPECT_EQ(*q.pop(), "b");
+  EXPECT_EQ(*q.pop(), "a");
+  q.close();
+  EXPECT_FALSE(q.pop().has_value());
+}
+
+TEST(SqliteStore, MigratesRecoversAndPaginates) {
+  Tmp t;
+  std::string db = t.path + "/x.db";
+  {
+    SqliteStore s(db);
+    EXPECT_EQ(s.schema_version(), SqliteStore::latest_schema_version());
+    for (int i = 0; i < 5; ++i) {
+      JobRecord j;
+      j.id = "j_" + std::to_string(i);
+      j.upload = "u";
+      j.method = "tt-token";
+      j.spec_json = "{}";
+      j.state = i < 2 ? "running" : "queued";
+      s.insert_job(j);
+      EXPECT_EQ(j.seq, i + 1);
+    }
+  }
+  SqliteStore s(db);  // reopen: no migration runs twice
+  EXPECT_EQ(s.schema_version(), SqliteStore::latest_schema_version());
+  EXPECT_EQ(s.requeue_running(), 2);
+  EXPECT_EQ(s.count_jobs_by_state()["queued"], 5);
+  EXPECT_EQ(s.queued_jobs().size(), 5u);
+  JobFilter f;
+  f.limit = 2;
+  auto page1 = s.list_jobs(f);
+  ASSERT_EQ(page1.size(), 2u);
+  f.after_seq = page1.back().seq;
+  auto page2 = s.list_jobs(f);
+  EXPECT_EQ(page2.front().id, "j_2");
+  auto j = *s.get_job("j_3");
+  j.state = "succeeded";
+  j.result_json = "{\"a\":1}";
+  s.update_job(j);
+  EXPECT_EQ(s.get_job("j_3")->result_json, "{\"a\":1}");
+  ModelVersion v1{"m", "v1", "aa", "j_3", 10, 0, 1}, v2{"m", "v2", "bb", "j_3", 10, 0, 2};
+  s.insert_model_version(v1);
+  s.insert_model_version(v2);
+  EXPECT_EQ(s.model_versions("m").front().tag, "v2");
+  UploadRecord u{"u_1", std::string(64, 'a'), "npy", "x", 3, "[]", 1};
+  s.insert_upload(u);
+  EXPECT_EQ(s.blob_refs(u.sha256), 1);
+  EXPECT_TRUE(s.delete_upload("u_1"));
+  EXPECT_EQ(s.blob_refs(u.sha256), 0);
+}
+
+TEST(BlobStore, SinkHashesAndLeavesNothingUnlessAdopted) {
+  Tmp t;
+  BlobStore b(t.path);
+  std::string tmpfile;
+  {
+    BlobSink s(b.tmp_dir());
+    s.write("hello", 5);
+    tmpfile = s.temp_path();
+    EXPECT_TRUE(fs::exists(tmpfile));
+  }  // not adopted: removed
+  EXPECT_FALSE(fs::exists(tmpfile));
+  BlobSink s(b.tmp_dir());
+  s.write("hello ", 6);
+  s.write("world", 5);
+  std::string sha = s.finish();
+  EXPECT_EQ(sha, sha256_hex("hello world"));
+  EXPECT_EQ(s.head(), "hello world");
+  std::string p = b.adopt(s.temp_path(), sha);
+  s.release();
+  EXPECT_TRUE(b.exists(sha));
+  EXPECT_EQ(b.bytes_stored(), 11u);
+  EXPECT_EQ(b.put("hello world"), sha);  // content-addressed: idempotent
+  EXPECT_EQ(b.bytes_stored(), 11u);
+  EXPECT_THROW(b.path("../../etc/passwd"), Error);
+  // Start-up empties tmp/ (an upload interrupted by a crash).
+  std::ofstream(b.tmp_dir() + "/upload-stale") << "x";
+  BlobStore again(t.path);
+  EXPECT_TRUE(fs::is_empty(again.tmp_dir()));
+  EXPECT_EQ(again.bytes_stored(), 11u);
+}
+
+TEST(Config, FileEnvFlagsAndRefusals) {
+  Tmp t;
+  std::string f = t.path + "/c.json";
+  std::ofstream(f) << "// comment\n{\"listen\": \"127.0.0.1:9000\", /* inline */ \"workers\": 3, \"log_format\": \"json\"}\n";
+  Config c = load_config_file(f);
+  EXPECT_EQ(c.port, 9000);
+  EXPECT_EQ(c.workers, 3);
+  ::setenv("TENSORSLM_WORKERS", "5", 1);
+  apply_env(c);
+  ::unsetenv("TENSORSLM_WORKERS");
+  EXPECT_EQ(c.workers, 5);
+  c.validate();
+  apply_listen(c, "0.0.0.0:8080");
+  EXPECT_THROW(c.validate(), Error);  // public bind without tokens
+  c.tokens.push_back({"ci", sha256_hex("t"), {"ci"}});
+  EXPECT_NO_THROW(c.validate());
+  c.tokens.back().scopes = {"root"};
+  EXPECT_THROW(c.validate(), Error);
+  EXPECT_THROW(apply_listen(c, "nonsense"), Error);
+  std::ofstream(f) << "{\"workers\": \"many\"}";
+  EXPECT_THROW(load_config_file(f), Error);
+}
+
+TEST(Auth, ScopesGrantWhatTheyShould) {
+  Authenticator a({{"ci", sha256_hex("c"), {"ci"}}, {"dev", sha256_hex("d"), {"device"}}});
+  auto ci = a.authenticate("Bearer c");
+  auto dev = a.authenticate("Bearer d");
+  ASSERT_TRUE(ci && dev);
+  EXPECT_FALSE(a.authenticate("Bearer x"));
+  EXPECT_FALSE(a.authenticate("Basic c"));
+  EXPECT_TRUE(ci->allows(Perm::Upload));
+  EXPECT_FALSE(ci->allows(Perm::PostReports));
+  EXPECT_TRUE(dev->allows(Perm::Models));
+  EXPECT_FALSE(dev->allows(Perm::Jobs));
+  EXPECT_FALSE(dev->allows(Perm::Admin));
+}
+
+TEST(JobSpec, ValidatesFieldByField) {
+  auto field_of = [](const nlohmann::json& j) {
+    try {
+      parse_job_spec(j);
+    } catch (const ParamError& e) {
+      return e.field();
+    }
+    return std::string("ok");
+  };
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}}), "ok");
+  EXPECT_EQ(field_of({{"method", "tt-token"}}), "upload");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "nope"}}), "method");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"priority", 1000}}), "priority");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"publish", {{"model", "a/b"}, {"tag", "v"}}}}), "publish.model");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"quality_gate", {{"max_x", 1}}}}), "quality_gate.max_x");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"tensors", {1, 2}}}), "tensors");
+  EXPECT_FALSE(is_safe_name(".."));
+  EXPECT_FALSE(is_safe_name("a/b"));
+  EXPECT_TRUE(is_safe_name("gpt2-emb_v1.2"));
+}
+
+TEST(ReportSummary, NearestRankPercentilesPerGroup) {
+  std::vector<double> v = {5, 1, 4, 2, 3};
+  EXPECT_EQ(percentile(v, 50), 3);
+  EXPECT_EQ(percentile(v, 100), 5);
+  EXPECT_EQ(percentile(v, 1), 1);
+  std::vector<ReportRecord> rs;
+  for (int i = 0; i < 4; ++i) {
+    nlohmann::json r = {{"runs", {{{"variant", "compressed"}, {"p50_ms", 10.0 * (i + 1)}, {"tokens_per_s", 2.0 * i}}}}};
+    rs.push_back({i, i < 2 ? "a" : "b", "m", "v1", "", 100 + i, r.dump()});
+  }
+  auto g = summarize_reports(rs);
+  ASSERT_EQ(g.size(), 2u);
+  EXPECT_EQ(g[0]["device"], "a");
+  EXPECT_EQ(g[0]["latency_ms"]["p50"], 10.0);
+  EXPECT_EQ(g[0]["latency_ms"]["p99"], 20.0);
+  EXPECT_EQ(g[1]["tokens_per_s_mean"], 5.0);
+}
+
+TEST(MetricsRegistry, PrometheusTextIsCumulative) {
+  MetricsRegistry m;
+  m.observe_request("/v1/jobs/{id}", 200, 0.0005);
+  m.observe_request("/v1/jobs/{id}", 200, 0.2);
+  m.observe_request("/v1/jobs/{id}", 404, 20);
+  std::string t = m.render();
+  EXPECT_NE(t.find("tensorslm_http_requests_total{route=\"/v1/jobs/{id}\",status=\"200\"} 2"), std::string::npos);
+  EXPECT_NE(t.find("tensorslm_http_request_duration_seconds_bucket{le=\"0.001\"} 1"), std::string::npos) << t;
+  EXPECT_NE(t.find("tensorslm_http_request_duration_seconds_bucket{le=\"0.25\"} 2"), std::string::npos);
+  EXPECT_NE(t.find("tensorslm_http_request_duration_seconds_bucket{le=\"+Inf\"} 3"), std::string::npos);
+  EXPECT_NE(t.find("tensorslm_http_request_duration_seconds_count 3"), std::string::npos);
+}
