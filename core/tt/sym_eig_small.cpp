@@ -12,7 +12,10 @@ namespace {
 template <int N>
 void sym_eig_impl(int n_rt, double* __restrict V, double* __restrict d, double* __restrict e) {
   const int n = N > 0 ? N : n_rt;
-  auto v = [&](int i, int j) -> double& { return V[i * n + j]; };
+  // tred2 addresses JAMA's V(i, j) at V[j * n + i]: the input is symmetric, so this reads it unchanged,
+  // makes every inner loop (over the row index k) contiguous, and leaves V's columns (the
+  // eigenvector basis) as memory rows, the layout tql2 below rotates.
+  auto v = [&](int i, int j) -> double& { return V[j * n + i]; };
   for (int j = 0; j < n; ++j) d[j] = v(n - 1, j);
   for (int i = n - 1; i > 0; --i) {
     double scale = 0, h = 0;
@@ -33,7 +36,9 @@ void sym_eig_impl(int n_rt, double* __restrict V, double* __restrict d, double* 
         f = d[j];
         v(j, i) = f;
         g = e[j] + v(j, j) * f;
-        for (int k = j + 1; k <= i - 1; ++k) { g += v(k, j) * d[k]; e[k] += v(k, j) * f; }
+        const double* vj = &v(0, j);
+#pragma omp simd reduction(+ : g)
+        for (int k = j + 1; k <= i - 1; ++k) { g += vj[k] * d[k]; e[k] += vj[k] * f; }
         e[j] = g;
       }
       f = 0.0;
@@ -42,7 +47,9 @@ void sym_eig_impl(int n_rt, double* __restrict V, double* __restrict d, double* 
       for (int j = 0; j < i; ++j) e[j] -= hh * d[j];
       for (int j = 0; j < i; ++j) {
         f = d[j]; g = e[j];
-        for (int k = j; k <= i - 1; ++k) v(k, j) -= (f * e[k] + g * d[k]);
+        double* vj = &v(0, j);
+#pragma omp simd
+        for (int k = j; k <= i - 1; ++k) vj[k] -= (f * e[k] + g * d[k]);
         d[j] = v(i - 1, j);
         v(i, j) = 0.0;
       }
@@ -54,11 +61,15 @@ void sym_eig_impl(int n_rt, double* __restrict V, double* __restrict d, double* 
     v(i, i) = 1.0;
     double h = d[i + 1];
     if (h != 0.0) {
-      for (int k = 0; k <= i; ++k) d[k] = v(k, i + 1) / h;
+      const double* vi1 = &v(0, i + 1);
+      for (int k = 0; k <= i; ++k) d[k] = vi1[k] / h;
       for (int j = 0; j <= i; ++j) {
+        double* vj = &v(0, j);
         double g = 0.0;
-        for (int k = 0; k <= i; ++k) g += v(k, i + 1) * v(k, j);
-        for (int k = 0; k <= i; ++k) v(k, j) -= g * d[k];
+#pragma omp simd reduction(+ : g)
+        for (int k = 0; k <= i; ++k) g += vi1[k] * vj[k];
+#pragma omp simd
+        for (int k = 0; k <= i; ++k) vj[k] -= g * d[k];
       }
     }
     for (int k = 0; k <= i; ++k) v(k, i + 1) = 0.0;
@@ -66,9 +77,7 @@ void sym_eig_impl(int n_rt, double* __restrict V, double* __restrict d, double* 
   for (int j = 0; j < n; ++j) { d[j] = v(n - 1, j); v(n - 1, j) = 0.0; }
   v(n - 1, n - 1) = 1.0;
   e[0] = 0.0;
-  // tql2 on the transpose, so every Givens rotation touches two contiguous rows
-  for (int i = 0; i < n; ++i)
-    for (int j = i + 1; j < n; ++j) std::swap(V[i * n + j], V[j * n + i]);
+  // tql2 on the transpose (already in memory), so every Givens rotation touches two contiguous rows
   for (int i = 1; i < n; ++i) e[i - 1] = e[i];
   e[n - 1] = 0.0;
   double f = 0.0, tst1 = 0.0;
