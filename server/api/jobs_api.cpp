@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <regex>
 
 #include "api/api_util.h"
 #include "app.h"
@@ -84,16 +85,24 @@ void add_job_routes(App& app) {
     if (!upload)
       throw HttpError(http::status::unprocessable_entity, "upload '" + spec.upload + "' does not exist (POST /v1/uploads first)",
                       {{"field", "upload"}});
-    if (spec.whole_model)
+    if (spec.whole_model && upload->format != "tar")
       throw HttpError(http::status::unprocessable_entity,
-                      "whole-model jobs are not available in this build (no model artifact builder); compress named "
-                      "tensors instead",
+                      "whole_model needs an HF model directory upload (a tar); upload " + upload->id + " is " + upload->format,
                       {{"field", "whole_model"}});
-    if (spec.max_kl)
+    if (spec.max_kl && !spec.whole_model)
       throw HttpError(http::status::unprocessable_entity,
                       "quality_gate.max_kl needs a whole-model job (KL is measured by running the model)",
                       {{"field", "quality_gate.max_kl"}});
-    auto which = select_tensors(*upload, spec.tensors);
+    if (spec.whole_model) {
+      try {
+        std::regex(whole_model_regex(*upload, spec));
+      } catch (const std::regex_error& e) {
+        throw HttpError(http::status::unprocessable_entity, std::string("tensors: not a valid regex: ") + e.what(),
+                        {{"field", "tensors"}});
+      }
+    }
+    // Whole-model jobs match by regex search inside the builder; plain jobs by name or full match here.
+    auto which = spec.whole_model ? std::vector<TensorInfo>{} : select_tensors(*upload, spec.tensors);
     const Codec& codec = find_codec(spec.method);
     for (const auto& t : which) {
       if (t.dtype != "f32" && t.dtype != "f16" && t.dtype != "bf16" && t.dtype != "f64")

@@ -8,6 +8,7 @@
 #include "formats/mapped_file.h"
 #include "formats/npy.h"
 #include "formats/safetensors.h"
+#include "jobs/job_spec.h"
 
 namespace tsm::server {
 
@@ -76,6 +77,15 @@ std::vector<TensorInfo> select_tensors(const UploadRecord& u, const std::vector<
         break;
       }
   return uniq;
+}
+
+std::string whole_model_regex(const UploadRecord& u, const JobSpec& spec) {
+  std::string re;
+  for (const auto& t : spec.tensors) re += (re.empty() ? "" : "|") + t;
+  if (!re.empty()) return re;
+  for (const auto& t : upload_tensors(u))
+    if (t.is_default) return "^" + std::regex_replace(t.name, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + "$";
+  throw ParamError("tensors", "upload " + u.id + " has no token embedding; name the tensors to compress (regex)");
 }
 
 std::vector<Tensor> load_tensors(const UploadRecord& u, const std::string& blob_path, const std::string& model_dir,

@@ -22,6 +22,9 @@ struct TensorInfo {
 std::vector<TensorInfo> upload_tensors(const UploadRecord& u);
 /// Throws tsm::ParamError("tensors", ...) naming what did not match and what exists.
 std::vector<TensorInfo> select_tensors(const UploadRecord& u, const std::vector<std::string>& selectors);
+/// The tensor regex of a whole-model job: the job's `tensors` joined with '|', or the model's token
+/// embedding when it names none.
+std::string whole_model_regex(const UploadRecord& u, const struct JobSpec& spec);
 /// `blob_path`: the upload's blob; `model_dir`: where a tar upload was extracted.
 std::vector<Tensor> load_tensors(const UploadRecord& u, const std::string& blob_path, const std::string& model_dir,
                                  const std::vector<TensorInfo>& which);

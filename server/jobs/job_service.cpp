@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "codec/codec.h"
+#include "codec/model_artifact.h"
+#include "formats/hf_model_dir.h"
 #include "common/error.h"
 #include "formats/artifact_io.h"
 #include "jobs/job_input.h"
@@ -163,17 +165,22 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
     JobSpec spec = parse_job_spec(json::parse(j.spec_json));
     auto upload = store_.get_upload(spec.upload);
     if (!upload) throw Error("upload " + spec.upload + " was deleted before the job ran; upload it again");
-    if (spec.whole_model)
-      throw Error("whole-model jobs are not available in this build (the model artifact builder is missing); "
-                  "compress named tensors instead (drop whole_model)");
-    auto which = select_tensors(*upload, spec.tensors);
-    auto tensors = load_tensors(*upload, blobs_.path(upload->sha256), models_dir_ + "/" + upload->sha256, which);
-    t_load = Clock::now();
     CodecContext ctx;
     ctx.progress = [live](double p) { live->progress = std::clamp(p, 0.0, 1.0); };
     ctx.cancel = &live->cancel;
     ctx.threads = codec_threads_;
-    v1::Artifact art = compress_tensors(tensors, upload->sha256, spec, ctx);
+    v1::Artifact art;
+    if (spec.whole_model) {
+      // Whole HF model: matching tensors compressed, the rest passed through, quality measured.
+      auto model = HfModelDir::open(models_dir_ + "/" + upload->sha256);
+      t_load = Clock::now();
+      art = build_model_artifact(model, whole_model_regex(*upload, spec), spec.method, spec.params, ctx, upload->sha256);
+    } else {
+      auto which = select_tensors(*upload, spec.tensors);
+      auto tensors = load_tensors(*upload, blobs_.path(upload->sha256), models_dir_ + "/" + upload->sha256, which);
+      t_load = Clock::now();
+      art = compress_tensors(tensors, upload->sha256, spec, ctx);
+    }
     t_comp = Clock::now();
     std::string bytes = serialize_artifact(art);
     std::string sha = blobs_.put(bytes);

@@ -249,5 +249,17 @@ TEST_F(BadInputs, ModelDirectoryTarIsAccepted) {
   EXPECT_TRUE(has_default);
   auto j = POST(port(), "/v1/jobs?wait=60", json({{"upload", r.js()["id"]}, {"method", "tt-token"}, {"params", {{"shape", "auto"}}}}).dump());
   EXPECT_EQ(j.js()["state"], "succeeded") << j.body;
+  // Whole-model job: embedding compressed, the rest passed through, KL measured and gated.
+  json whole = {{"upload", r.js()["id"]}, {"method", "tt-token"}, {"whole_model", true}, {"params", {{"shape", "auto"}}},
+                {"quality_gate", {{"max_kl", 1.0}}}};
+  auto w = POST(port(), "/v1/jobs?wait=120", whole.dump());
+  ASSERT_EQ(w.js()["state"], "succeeded") << w.body;
+  const json wj = w.js();
+  EXPECT_GT(wj["result"]["quality"]["tokens"].get<int>(), 0);
+  EXPECT_LE(wj["result"]["quality"]["kl_mean"].get<double>(), 1.0);
+  whole.erase("whole_model");
+  auto bad = POST(port(), "/v1/jobs", whole.dump());
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_EQ(bad.js()["field"], "quality_gate.max_kl");
   EXPECT_EQ(count_files(dir() + "/tmp"), 0);
 }
