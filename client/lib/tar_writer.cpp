@@ -15,8 +15,11 @@ namespace fs = std::filesystem;
 namespace {
 
 void octal(char* field, size_t width, uint64_t v) {
-  // width - 1 octal digits and a NUL, as ustar wants.
-  std::snprintf(field, width, "%0*llo", static_cast<int>(width - 1), static_cast<unsigned long long>(v));
+  // width - 1 octal digits and a NUL, as ustar wants (callers keep v below 8^(width-1)).
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%0*llo", static_cast<int>(width - 1), static_cast<unsigned long long>(v));
+  std::memcpy(field, buf, width - 1);
+  field[width - 1] = '\0';
 }
 
 /// Fills a 512-byte ustar header for a regular file.
