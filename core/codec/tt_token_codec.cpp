@@ -515,8 +515,8 @@ inline void contract_any(const float* __restrict T, int64_t P, int64_t a, const 
 // registers while the P rows of T stream past, each output block is accumulated in a register and
 // stored once (the axpy form above re-loads and re-stores the output A times).
 // (a dependent vector_size in an alias template is ignored by GCC, hence two plain typedefs)
-typedef float Vec8f __attribute__((vector_size(32), aligned(4)));  // 8 lanes (AVX)
-typedef float Vec4f __attribute__((vector_size(16), aligned(4)));  // 4 lanes (SSE)
+typedef float Vec8f __attribute__((vector_size(32)));  // 8 lanes (AVX); memcpy loads / stores (unaligned)
+typedef float Vec4f __attribute__((vector_size(16)));  // 4 lanes (SSE)
 
 template <int A, class V>
 inline void contract_block(const float* __restrict T, int64_t P, const float* __restrict G, int64_t L, int64_t j,

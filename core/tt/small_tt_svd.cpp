@@ -1,11 +1,57 @@
 #include "tt/small_tt_svd.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "common/error.h"
 #include "tt/sym_eig_small.h"
 
 namespace tsm {
+
+namespace {
+
+typedef double Vec4d __attribute__((vector_size(32)));  // 4 lanes (AVX); loaded and stored with memcpy (unaligned)
+
+// out (M, N) row-major = A (M, K) * B (K, N) with A(m, k) = A[m * am + k * ak] (any strides, so a
+// transpose or a reversed row order is free) and B row-major with leading dimension ldb. Each output
+// block of 8 / 4 columns is accumulated in registers over k and stored once.
+void small_gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t am, int64_t ak, const double* __restrict B,
+                int64_t ldb, double* __restrict out) {
+  for (int64_t m = 0; m < M; ++m) {
+    const double* a = A + m * am;
+    double* o = out + m * N;
+    int64_t n = 0;
+    for (; n + 8 <= N; n += 8) {
+      Vec4d acc0 = {0, 0, 0, 0}, acc1 = {0, 0, 0, 0};
+      for (int64_t k = 0; k < K; ++k) {
+        Vec4d b0, b1;
+        std::memcpy(&b0, B + k * ldb + n, sizeof(Vec4d));
+        std::memcpy(&b1, B + k * ldb + n + 4, sizeof(Vec4d));
+        const double f = a[k * ak];
+        acc0 += f * b0;
+        acc1 += f * b1;
+      }
+      std::memcpy(o + n, &acc0, sizeof(Vec4d));
+      std::memcpy(o + n + 4, &acc1, sizeof(Vec4d));
+    }
+    for (; n + 4 <= N; n += 4) {
+      Vec4d acc = {0, 0, 0, 0};
+      for (int64_t k = 0; k < K; ++k) {
+        Vec4d b;
+        std::memcpy(&b, B + k * ldb + n, sizeof(Vec4d));
+        acc += a[k * ak] * b;
+      }
+      std::memcpy(o + n, &acc, sizeof(Vec4d));
+    }
+    for (; n < N; ++n) {
+      double acc = 0;
+      for (int64_t k = 0; k < K; ++k) acc += a[k * ak] * B[k * ldb + n];
+      o[n] = acc;
+    }
+  }
+}
+
+}  // namespace
 
 SmallTtSvd::SmallTtSvd(std::span<const int64_t> modes) : modes_(modes.begin(), modes.end()) {
   const int d = static_cast<int>(modes_.size());
@@ -57,17 +103,8 @@ double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double del
     const int64_t g = right ? rest : rows;
     double* G = gram_.data();  // (g, g)
     if (right) {
-      // G = C^T C as a sum of outer products of the rows of C (contiguous rows of length g)
-      std::fill(G, G + g * g, 0.0);
-      for (int64_t i = 0; i < rows; ++i) {
-        const double* ci = C + i * rest;
-        for (int64_t a = 0; a < g; ++a) {
-          const double f = ci[a];
-          double* ga = G + a * g;
-#pragma omp simd
-          for (int64_t b = 0; b < g; ++b) ga[b] += f * ci[b];
-        }
-      }
+      // G = C^T C (A = C^T: row stride 1, column stride rest)
+      small_gemm(g, g, rows, C, 1, rest, C, rest, G);
     } else {
       // G = C C^T: dot products of the rows of C (length rest), lower triangle mirrored
       for (int64_t a = 0; a < g; ++a)
@@ -99,22 +136,8 @@ double SmallTtSvd::run(const float* x, std::span<const int64_t> caps, double del
       double* core = cores_[k].data();
       for (int64_t i = 0; i < rows; ++i)
         for (int64_t j = 0; j < r; ++j) core[i * r + j] = E(j)[i];
-      double* N = next_.data();
-      for (int64_t j = 0; j < r; ++j) {
-        const double* e = E(j);
-        double* nj = N + j * rest;
-        {
-          const double f = e[0];
-#pragma omp simd
-          for (int64_t c = 0; c < rest; ++c) nj[c] = f * C[c];
-        }
-        for (int64_t i = 1; i < rows; ++i) {
-          const double f = e[i];
-          const double* ci = C + i * rest;
-#pragma omp simd
-          for (int64_t c = 0; c < rest; ++c) nj[c] += f * ci[c];
-        }
-      }
+      // E's rows run backwards through gram_ (row stride -g)
+      small_gemm(r, rest, rows, E(0), -g, 1, C, rest, next_.data());
       std::swap(c_, next_);
     } else {
       // core k = C V_r: (rows, r); last core = V_r^T: (r, rest)
