@@ -3,6 +3,8 @@
 // figures; server down -> reports spool, server back -> delivered once, in order; a corrupted
 // artifact (sha mismatch) is rejected, the previous model kept and the error reported.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -255,6 +257,39 @@ TEST_F(AgentServer, CorruptedArtifactIsRejectedAndPreviousModelKept) {
   st = agent.run_once();
   EXPECT_EQ(st.rejected, 0);
   EXPECT_EQ(reports(c, "gpt2-tiny-tt").size(), 2u);
+  srv.stop();
+  fs::remove_all(work);
+}
+
+TEST_F(AgentServer, DaemonReportsThenStopsCleanlyOnSigterm) {
+  auto work = fresh("daemon");
+  ServerProcess srv((work / "server").string());
+  ASSERT_TRUE(srv.start());
+  HttpClient c(opts(srv.url()));
+  publish(c, upload_fixture(c, work), "gpt2-tiny-tt", "v1", 0.3);
+  const auto cfg = (work / "agent.json").string();
+  tsm::write_file_atomic(cfg, agent_config_json(srv.url(), work / "agent", {"gpt2-tiny-tt"}, false, 0));
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    FILE* f = std::freopen((work / "agent.log").c_str(), "w", stderr);
+    (void)f;
+    const std::string bin = std::string(TSM_BIN_DIR) + "/tensorslm-agent";
+    ::execl(bin.c_str(), "tensorslm-agent", "--config", cfg.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  bool reported = false;
+  for (int i = 0; i < 600 && !reported; ++i) {  // up to 60 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    reported = reports(c, "gpt2-tiny-tt").size() == 1;
+  }
+  EXPECT_TRUE(reported);
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st)) << "agent did not exit normally";
+  EXPECT_EQ(WEXITSTATUS(st), 0) << tsm::read_file((work / "agent.log").string());
+  EXPECT_NE(tsm::read_file((work / "agent.log").string()).find("stopping; flushed"), std::string::npos);
+  EXPECT_EQ(reports(c, "gpt2-tiny-tt").size(), 1u);  // polled again meanwhile (304): no duplicate
   srv.stop();
   fs::remove_all(work);
 }
