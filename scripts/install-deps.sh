@@ -3,7 +3,7 @@
 # present it prints nothing and touches nothing. Uses sudo only when not root.
 set -euo pipefail
 PKGS=(
-  build-essential cmake ninja-build pkg-config git curl ca-certificates
+  build-essential cmake ninja-build pkg-config git curl ca-certificates python3
   libboost-dev libboost-system-dev libeigen3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libprotobuf-dev protobuf-compiler libsqlite3-dev libssl-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev

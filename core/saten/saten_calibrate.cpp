@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/thin_svd.h"
 #include "tt/tt_svd.h"
 
 namespace tsm {
@@ -43,20 +44,10 @@ TensorTrain whitened_tt(const SatenLayout& Lay, ConstMatrixRef M, const MatrixRM
   const int a = Lay.input_cores(), d = int(ranks.size()) + 1, b = d - a;
   const int64_t r = ranks[a - 1];
   MatrixRMd Y = M.cast<double>() * L;  // (d_out, d_in)
-  // BDCSVD of Eigen 3.4.0 is wrong on some matrices (seen on a GPT-2 weight: 18% error); check the
-  // reconstruction and fall back to the slower, reliable Jacobi SVD.
-  Eigen::MatrixXd U, V;
-  Eigen::VectorXd sv;
-  {
-    Eigen::BDCSVD<Eigen::MatrixXd> bdc(Y, Eigen::ComputeThinU | Eigen::ComputeThinV);
-    const double err = (bdc.matrixU() * bdc.singularValues().asDiagonal() * bdc.matrixV().transpose() - Y).norm();
-    if (err <= 1e-8 * std::max(Y.norm(), 1e-300)) {
-      U = bdc.matrixU(); V = bdc.matrixV(); sv = bdc.singularValues();
-    } else {
-      Eigen::JacobiSVD<Eigen::MatrixXd> jac(Y, Eigen::ComputeThinU | Eigen::ComputeThinV);
-      U = jac.matrixU(); V = jac.matrixV(); sv = jac.singularValues();
-    }
-  }
+  const ThinSvd svd = thin_svd(Y);  // checked BDC, Jacobi fallback
+  const Eigen::MatrixXd& U = svd.U;
+  const Eigen::MatrixXd& V = svd.V;
+  const Eigen::VectorXd& sv = svd.S;
   const int64_t re = std::min<int64_t>(r, sv.size());
   MatrixRMd Vr = V.leftCols(re);  // (d_in, re)
   MatrixRMd A;                                // (d_in, re) = L^{-T} V_r

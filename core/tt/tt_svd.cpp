@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/thin_svd.h"
 
 namespace tsm {
 
@@ -13,23 +14,16 @@ namespace {
 
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// Thin SVD of a small or large dense matrix: Jacobi below 16 columns/rows (accurate), BDC above (fast).
+// Thin SVD (common/thin_svd.h) in the row-major types used here.
 struct Svd {
   MatD U;                // (m, p)
   Eigen::VectorXd S;     // (p), descending
   MatD V;                // (n, p)
 };
 
-Svd thin_svd(const MatD& C) {
-  Svd s;
-  if (std::min(C.rows(), C.cols()) <= 16) {
-    Eigen::JacobiSVD<Eigen::MatrixXd> svd(C, Eigen::ComputeThinU | Eigen::ComputeThinV);
-    s.U = svd.matrixU(); s.S = svd.singularValues(); s.V = svd.matrixV();
-  } else {
-    Eigen::BDCSVD<Eigen::MatrixXd> svd(C, Eigen::ComputeThinU | Eigen::ComputeThinV);
-    s.U = svd.matrixU(); s.S = svd.singularValues(); s.V = svd.matrixV();
-  }
-  return s;
+Svd thin_svd_rm(const MatD& C) {
+  ThinSvd t = tsm::thin_svd(C);
+  return {t.U, t.S, t.V};
 }
 
 // Smallest rank r >= 1 with sum_{i >= r} S_i^2 <= delta2, capped by `cap` (<= 0: no cap).
@@ -83,7 +77,7 @@ TensorTrain tt_svd(std::span<const float> a, std::span<const int64_t> modes, con
     const int64_t rows = tt.ranks[k] * modes[k];
     rest /= modes[k];
     Eigen::Map<const MatD> C(c.data(), rows, rest);
-    Svd s = thin_svd(C);
+    Svd s = thin_svd_rm(C);
     const int64_t r = choose_rank(s.S, delta2, opt.max_ranks.empty() ? 0 : opt.max_ranks[k]);
     tt.ranks[k + 1] = r;
     auto& core = tt.cores[k];  // (r_{k-1}, n_k, r_k) = U[:, :r] row-major
@@ -134,7 +128,7 @@ TensorTrain tt_round(const TensorTrain& in, const TtSvdOptions& opt) {
   // Left-to-right truncation.
   for (int k = 0; k < d - 1; ++k) {
     MatD M = Eigen::Map<MatD>(G[k].data(), r[k] * in.modes[k], r[k + 1]);
-    Svd s = thin_svd(M);
+    Svd s = thin_svd_rm(M);
     const int64_t rk = choose_rank(s.S, delta2, opt.max_ranks.empty() ? 0 : opt.max_ranks[k]);
     MatD U = s.U.leftCols(rk);
     G[k] = Eigen::Map<MatD>(U.data(), r[k], in.modes[k] * rk);
