@@ -34,3 +34,12 @@ find_program(TSM_QEMU_AARCH64 qemu-aarch64-static qemu-aarch64)
 if(TSM_QEMU_AARCH64)
   set(CMAKE_CROSSCOMPILING_EMULATOR ${TSM_QEMU_AARCH64};-L;/usr/aarch64-linux-gnu)
 endif()
+
+# Static executables: one file to copy to the Pi, no library versions to match there; and
+# qemu-user 7.2 (Debian 12) hangs in pthread_create for dynamically linked aarch64 programs on this
+# host (a two-line std::thread program hangs; the same program linked -static runs).
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
+set(OPENSSL_USE_STATIC_LIBS TRUE)
+set(Protobuf_USE_STATIC_LIBS ON)
+execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libgomp.a OUTPUT_VARIABLE _tsm_gomp OUTPUT_STRIP_TRAILING_WHITESPACE)
+set(OpenMP_gomp_LIBRARY ${_tsm_gomp} CACHE FILEPATH "static libgomp for -static executables")

@@ -1,7 +1,6 @@
 #include "energy/rapl_meter.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -51,15 +50,9 @@ void RaplMeter::start() {
     domains_.push_back(d);
   }
   if (domains_.empty()) throw Error("rapl: no intel-rapl:N package domain under " + dir.string());
-  stopping_ = false;
-  thread_ = std::thread([this] {
-    std::unique_lock lk(mu_);
-    while (!cv_.wait_for(lk, poll_, [this] { return stopping_; })) {
-      try {
-        update();
-      } catch (...) {
-      }
-    }
+  poller_.start(poll_, [this] {
+    std::lock_guard lk(mu_);
+    update();
   });
 }
 
@@ -77,13 +70,6 @@ double RaplMeter::joules() {
   return static_cast<double>(total_uj_) * 1e-6;
 }
 
-void RaplMeter::stop() {
-  {
-    std::lock_guard lk(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void RaplMeter::stop() { poller_.stop(); }
 
 }  // namespace tsm::client

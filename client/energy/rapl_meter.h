@@ -2,13 +2,13 @@
 // summed over packages. Invariant: each counter wraps at max_energy_range_uj; a background poll
 // (1 s) sees every wrap, so deltas stay correct however long a window is.
 #pragma once
-#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "energy/energy_meter.h"
+#include "energy/periodic_task.h"
 
 namespace tsm::client {
 
@@ -40,9 +40,7 @@ class RaplMeter : public EnergyMeter {
   std::vector<Domain> domains_;  ///< one per package
   uint64_t total_uj_ = 0;
   std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  PeriodicTask poller_;
 };
 
 }  // namespace tsm::client

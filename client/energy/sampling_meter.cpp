@@ -25,18 +25,7 @@ void SamplingMeter::start() {
   t0_ = std::chrono::steady_clock::now();
   integ_ = PowerIntegrator{};
   sample();  // throws when the source does not work: start() reports it
-  stopping_ = false;
-  thread_ = std::thread([this] {
-    std::unique_lock lk(mu_);
-    while (!cv_.wait_for(lk, period_, [this] { return stopping_; })) {
-      lk.unlock();
-      try {
-        sample();
-      } catch (...) {  // a failed reading leaves a gap that the trapezoid bridges
-      }
-      lk.lock();
-    }
-  });
+  sampler_.start(period_, [this] { sample(); });
 }
 
 double SamplingMeter::joules() {
@@ -48,13 +37,6 @@ double SamplingMeter::joules() {
   return integ_.joules();
 }
 
-void SamplingMeter::stop() {
-  {
-    std::lock_guard lk(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void SamplingMeter::stop() { sampler_.stop(); }
 
 }  // namespace tsm::client

@@ -2,11 +2,11 @@
 // Invariant: samples are integrated in time order under one mutex; joules() adds a fresh sample.
 #pragma once
 #include <atomic>
-#include <condition_variable>
 #include <mutex>
 #include <thread>
 
 #include "energy/energy_meter.h"
+#include "energy/periodic_task.h"
 
 namespace tsm::client {
 
@@ -27,10 +27,8 @@ class SamplingMeter : public EnergyMeter {
   std::chrono::milliseconds period_;
   std::chrono::steady_clock::time_point t0_;
   std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
   PowerIntegrator integ_;
-  std::thread thread_;
+  PeriodicTask sampler_;
 };
 
 }  // namespace tsm::client

@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "metrics/metrics.h"
 #include "model/arch_table.h"
+#include "model/evaluate.h"
 #include "model/generate.h"
 #include "model/model_loader.h"
 #include "model/model_weights.h"
@@ -76,46 +77,6 @@ class RecordingLinear final : public LinearOp {
   mutable int64_t rows_ = 0;
 };
 
-int32_t start_token(const ModelConfig& cfg, uint64_t seed) {
-  if (cfg.bos_id >= 0 && cfg.bos_id < cfg.vocab) return cfg.bos_id;
-  return int32_t(seed % uint64_t(cfg.vocab));
-}
-
-// Self-sampled sequences of the dense model (temperature 1), seeds seed..seed+count-1.
-std::vector<std::vector<int32_t>> sample_sequences(const Transformer& net, int count, int length, uint64_t seed) {
-  const int64_t len = std::max<int64_t>(2, std::min<int64_t>(length, net.cfg.max_positions));
-  std::vector<std::vector<int32_t>> seqs;
-  for (int s = 0; s < count; ++s) {
-    std::vector<int32_t> ids{start_token(net.cfg, seed + s)};
-    GenerateOptions g;
-    g.max_new_tokens = int(len - 1);
-    g.stop_at_eos = false;
-    g.sampling.temperature = 1.0f;
-    g.sampling.seed = seed + uint64_t(s);
-    const auto r = generate(net, ids, g);
-    ids.insert(ids.end(), r.generated.begin(), r.generated.end());
-    seqs.push_back(std::move(ids));
-  }
-  return seqs;
-}
-
-std::vector<float> all_logits(const Transformer& net, const std::vector<int32_t>& ids) {
-  std::vector<float> logits(ids.size() * size_t(net.cfg.vocab));  // (n, vocab)
-  KvCache cache = net.new_cache(int64_t(ids.size()));
-  net.forward(ids, cache, logits.data(), true);
-  return logits;
-}
-
-void log_softmax(const float* z, int64_t n, std::vector<double>& out) {
-  out.resize(size_t(n));
-  double mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, double(z[i]));
-  double s = 0;
-  for (int64_t i = 0; i < n; ++i) s += std::exp(double(z[i]) - mx);
-  const double lse = mx + std::log(s);
-  for (int64_t i = 0; i < n; ++i) out[i] = double(z[i]) - lse;
-}
-
 bool is_in_out_linear(const ModelConfig& cfg, const std::map<std::string, LinearSlot>& slots, const std::string& name) {
   return arch_spec(cfg.arch).linear_layout == WeightLayout::kInOut && slots.count(name) > 0;
 }
@@ -126,41 +87,12 @@ v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Ar
                                        const ModelArtifactOptions& opt) {
   const auto dense = load_transformer(ModelWeights::from_parts(dense_dir, nullptr));
   const auto comp = load_transformer(ModelWeights::from_parts(std::nullopt, std::make_shared<const v1::Artifact>(compressed)));
+  const int length = int(std::min<int64_t>(opt.eval_length, dense->cfg.max_positions));
   const auto seqs = sample_sequences(*dense, opt.eval_sequences, opt.eval_length, opt.seed);
-  const int64_t V = dense->cfg.vocab;
-  double kl = 0, nll_d = 0, nll_c = 0;
-  uint64_t agree = 0, count = 0;
-  std::vector<double> lp, lq;
-  for (const auto& ids : seqs) {
-    const auto zd = all_logits(*dense, ids), zc = all_logits(*comp, ids);
-    for (size_t t = 0; t + 1 < ids.size(); ++t) {
-      log_softmax(zd.data() + t * V, V, lp);
-      log_softmax(zc.data() + t * V, V, lq);
-      double k = 0;
-      int64_t ad = 0, ac = 0;
-      for (int64_t v = 0; v < V; ++v) {
-        k += std::exp(lp[v]) * (lp[v] - lq[v]);
-        if (lp[v] > lp[ad]) ad = v;
-        if (lq[v] > lq[ac]) ac = v;
-      }
-      kl += k;
-      agree += ad == ac;
-      nll_d -= lp[ids[t + 1]];
-      nll_c -= lq[ids[t + 1]];
-      ++count;
-    }
-  }
-  v1::ModelQuality q;
-  if (count == 0) return q;
-  q.set_kl_mean(kl / count);
-  q.set_top1_agreement(double(agree) / count);
-  q.set_ppl_dense(std::exp(nll_d / count));
-  q.set_ppl_compressed(std::exp(nll_c / count));
-  q.set_nll_delta_mean((nll_c - nll_d) / count);
-  q.set_tokens(count);
-  q.set_source(std::to_string(seqs.size()) + " sequences of " + std::to_string(seqs.front().size()) +
-               " tokens self-sampled from the dense model (temperature 1, seed " + std::to_string(opt.seed) + ")");
-  return q;
+  return compare_models(*dense, *comp, seqs,
+                        std::to_string(seqs.size()) + " sequences of " + std::to_string(length) +
+                            " tokens self-sampled from the dense model (temperature 1, seed " + std::to_string(opt.seed) + ")")
+      .to_proto();
 }
 
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
