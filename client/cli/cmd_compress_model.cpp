@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "cli/cli_args.h"
 #include "cli/command_registry.h"
 #include "codec/metrics_json.h"
 #include "codec/model_artifact.h"
@@ -30,26 +31,9 @@ struct CompressModelArgs {
 };
 
 /// sha256 of a model directory: sha256 of "<name> <sha256>\n" over its regular files, sorted by name.
-std::string dir_sha256(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file()) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  std::string manifest;
-  for (const auto& n : names) manifest += n + " " + sha256_file((fs::path(dir) / n).string()) + "\n";
-  return sha256_hex(manifest);
-}
-
 void run(const CompressModelArgs& a) {
   json params = json::object();
-  for (const auto& kv : a.kv) {
-    const auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw ParamError("--param", "'" + kv + "' is not of the form key=value");
-    const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
-    if (params.contains(k)) throw ParamError(k, "given twice");
-    const json j = json::parse(v, nullptr, false);
-    params[k] = j.is_discarded() ? json(v) : j;
-  }
+  add_params(params, a.kv);
   const HfModelDir model = HfModelDir::open(a.dir);
   ModelArtifactOptions opt;
   opt.eval = a.eval;
@@ -63,7 +47,7 @@ void run(const CompressModelArgs& a) {
   CodecContext ctx;
   const bool tty = !a.json_out && ::isatty(2);
   if (tty) ctx.progress = [](double p) { std::fprintf(stderr, "\rcompressing %5.1f%%", 100.0 * p); };
-  const v1::Artifact art = build_model_artifact(model, a.tensors, a.method, params, ctx, dir_sha256(a.dir), opt);
+  const v1::Artifact art = build_model_artifact(model, a.tensors, a.method, params, ctx, source_sha256(a.dir), opt);
   if (tty) std::fprintf(stderr, "\r%*s\r", 24, "");
   const std::string sha = write_artifact(a.out, art);
 

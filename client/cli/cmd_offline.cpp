@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/cli_args.h"
 #include "cli/command_registry.h"
 #include "codec/array_pack.h"
 #include "codec/artifact_builder.h"
@@ -59,29 +60,6 @@ json int_list(const std::string& opt, const std::string& text) {
     }
   }
   return out;
-}
-
-/// `--param k=v`: v is read as JSON when it parses (numbers, lists, objects, true/false), else as a string.
-void add_kv(json& params, const std::string& kv) {
-  auto eq = kv.find('=');
-  if (eq == std::string::npos || eq == 0) throw ParamError("--param", "'" + kv + "' is not of the form key=value");
-  std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
-  json j = json::parse(v, nullptr, /*allow_exceptions=*/false);
-  if (params.contains(k)) throw ParamError(k, "given twice");
-  params[k] = j.is_discarded() ? json(v) : j;
-}
-
-/// sha256 of the input: the file's bytes, or for a model directory the sha256 of its manifest
-/// ("<name> <sha256>\n" for each regular file, sorted by name).
-std::string source_sha256(const std::string& path) {
-  if (!fs::is_directory(path)) return sha256_file(path);
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(path))
-    if (e.is_regular_file()) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  std::string manifest;
-  for (const auto& n : names) manifest += n + " " + sha256_file((fs::path(path) / n).string()) + "\n";
-  return sha256_hex(manifest);
 }
 
 // ---- text tables ------------------------------------------------------------------------------
@@ -216,7 +194,7 @@ struct CompressArgs {
 void run_compress(const CompressArgs& a) {
   const Codec& codec = find_codec(a.method);  // unknown method: fail before reading anything
   json params = json::object();
-  for (const auto& kv : a.kv) add_kv(params, kv);
+  add_params(params, a.kv);
   auto set = [&](const char* key, json v) {
     if (params.contains(key)) throw ParamError(key, "given both as an option and as --param");
     params[key] = std::move(v);

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_args.h"
 #include "cli/command_registry.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -162,13 +163,7 @@ bool job_done(const json& j) {
 void cmd_submit(const SubmitArgs& a) {
   HttpClient c(resolve_options(a.f));
   json body = {{"upload", a.upload}, {"method", a.method}, {"params", json::object()}};
-  for (const auto& kv : a.params) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) throw ParamError("param", "'" + kv + "' is not key=value");
-    std::string v = kv.substr(eq + 1);
-    json parsed = json::parse(v, nullptr, false);
-    body["params"][kv.substr(0, eq)] = parsed.is_discarded() ? json(v) : parsed;
-  }
+  add_params(body["params"], a.params);
   if (!a.tensors.empty()) body["tensors"] = a.tensors;
   if (a.priority) body["priority"] = a.priority;
   if (a.whole_model) body["whole_model"] = true;

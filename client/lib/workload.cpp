@@ -110,8 +110,9 @@ tensorslm::v1::RunSummary run_workload(const WorkloadInput& in, const WorkloadCo
   std::vector<double> total_ms, ttft_ms;
   uint64_t tokens = 0;
   double busy_s = 0;
-  const double j0 = meter ? meter->joules() : 0;
+  // The energy window is bracketed by the two meter reads, so joules / window is the mean power.
   const auto t0 = std::chrono::steady_clock::now();
+  const double j0 = meter ? meter->joules() : 0;
   for (int r = 0; r < w.repetitions && !stopped(stop); ++r)
     for (const auto& p : prompts) {
       if (stopped(stop)) break;
@@ -127,6 +128,7 @@ tensorslm::v1::RunSummary run_workload(const WorkloadInput& in, const WorkloadCo
       tokens += g.generated.size();
       busy_s += total;
     }
+  const double j1 = meter && !total_ms.empty() ? meter->joules() : 0;
   const double window = seconds_since(t0);
   s.set_p50_ms(percentile(total_ms, 50));
   s.set_p90_ms(percentile(total_ms, 90));
@@ -134,7 +136,7 @@ tensorslm::v1::RunSummary run_workload(const WorkloadInput& in, const WorkloadCo
   s.set_ttft_p50_ms(percentile(ttft_ms, 50));
   s.set_tokens_per_s(busy_s > 0 ? static_cast<double>(tokens) / busy_s : 0);
   if (meter && !total_ms.empty()) {
-    const double joules = meter->joules() - j0;
+    const double joules = j1 - j0;
     auto* e = s.mutable_energy();
     e->set_source(meter->name());
     e->set_uncertainty_rel(meter->uncertainty_rel());

@@ -141,9 +141,11 @@ TEST_F(AgentServer, OncePullsPublishedModelRunsWorkloadAndReports) {
     const json& e = run["energy"];
     EXPECT_EQ(e["source"], "model");
     EXPECT_DOUBLE_EQ(e["uncertainty_rel"].get<double>(), 0.25);
-    // The configured fit bounds mean power to [3, 9] W, and idle to the same range.
-    EXPECT_GE(e["mean_watts"].get<double>(), 3.0 - 1e-9);
-    EXPECT_LE(e["mean_watts"].get<double>(), 9.0 + 1e-9);
+    // The configured fit bounds mean power to [3, 9] W, and idle to the same range. 10% slack: the
+    // window here is a few milliseconds, and the clock reads that bracket the meter's two
+    // /proc/stat reads make it up to a few hundred microseconds longer than the metered interval.
+    EXPECT_GE(e["mean_watts"].get<double>(), 3.0 * 0.9);
+    EXPECT_LE(e["mean_watts"].get<double>(), 9.0 * 1.1);
     EXPECT_GE(e["idle_watts"].get<double>(), 3.0 - 1e-9);
     EXPECT_NEAR(e["joules_per_query"].get<double>() * 4, e["mean_watts"].get<double>() * e["window_s"].get<double>(), 1e-6);
   }
