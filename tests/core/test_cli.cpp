@@ -10,6 +10,7 @@
 #include <random>
 
 #include "common/atomic_file.h"
+#include "support/cli_fixture.h"
 #include "common/sha256.h"
 #include "formats/npy.h"
 #include "formats/safetensors.h"
@@ -20,43 +21,8 @@ using namespace tsm;
 
 namespace {
 
-struct Result {
-  int rc;
-  std::string out, err;
-};
-
-class Cli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("tsm_cli_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& f) const { return (dir_ / f).string(); }
-
-  /// Runs `tensorslm ARGS` with the temp dir as working directory; captures stdout and stderr.
-  Result run(const std::string& args) const {
-    std::string cmd = "cd '" + dir_.string() + "' && '" + std::string(TSM_BIN_DIR) + "/tensorslm' " + args + " >'" + path("stdout") +
-                      "' 2>'" + path("stderr") + "'";
-    int st = std::system(cmd.c_str());
-    Result r{WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_file(path("stdout")), read_file(path("stderr"))};
-    return r;
-  }
-
-  /// One line "error: ..." on stderr, non-zero exit, and the message mentions `needle`.
-  void expect_one_line_error(const std::string& args, const std::string& needle) const {
-    Result r = run(args);
-    EXPECT_NE(r.rc, 0) << args;
-    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << args << "\nstderr: " << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\nstderr: " << r.err;
-    EXPECT_NE(r.err.find(needle), std::string::npos) << args << "\nstderr: " << r.err;
-  }
-
-  fs::path dir_;
-};
+using Result = test::CliResult;
+class Cli : public test::CliTest {};
 
 // Rows of unequal difficulty: a smooth low-rank part (as a decaying spectrum) plus per-row noise of varying size.
 MatrixRM generated_matrix(int rows, int cols, unsigned seed) {

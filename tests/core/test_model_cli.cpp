@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "support/cli_fixture.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -17,36 +18,8 @@ using namespace tsm;
 
 namespace {
 
-struct Result {
-  int rc;
-  std::string out, err;
-};
-
-class ModelCli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("tsm_model_cli_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& f) const { return (dir_ / f).string(); }
-  static std::string fixture(const std::string& f) { return std::string(TSM_FIXTURES_DIR) + "/" + f; }
-
-  Result run(const std::string& args) const {
-    std::string cmd = "'" + std::string(TSM_BIN_DIR) + "/tensorslm' " + args + " >'" + path("stdout") + "' 2>'" + path("stderr") + "'";
-    int st = std::system(cmd.c_str());
-    return Result{WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_file(path("stdout")), read_file(path("stderr"))};
-  }
-  json run_json(const std::string& args) const {
-    Result r = run(args);
-    EXPECT_EQ(r.rc, 0) << args << "\n" << r.err;
-    return json::parse(r.out);
-  }
-
-  fs::path dir_;
-};
+using Result = test::CliResult;
+class ModelCli : public test::CliTest {};
 
 std::string ids_arg(const json& ids) {
   std::string s;
