@@ -1,6 +1,7 @@
 #include "common/dtype.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstring>
 
 #include "common/error.h"
@@ -90,6 +91,42 @@ void to_f32(DType t, const void* src, float* dst, size_t n) {
     case DType::I32: return convert_in<int32_t>(src, dst, n, cast);
     case DType::U32: return convert_in<uint32_t>(src, dst, n, cast);
     case DType::I64: return convert_in<int64_t>(src, dst, n, cast);
+  }
+}
+
+namespace {
+
+/// U: the element's bit pattern; exp: its all-ones exponent field; a non-finite element has every
+/// exponent bit set (Inf: zero mantissa, NaN: any other). Blocks without one cost a vectorised
+/// AND/compare/OR pass; only a block that holds one is walked element by element.
+template <class U>
+void scan_bits(const void* src, size_t n, U exp, uint64_t base, NonFinite& acc) {
+  constexpr size_t kBlock = 1024;
+  const U mant = static_cast<U>(~exp & (static_cast<U>(~U(0)) >> 1));
+  U buf[kBlock];
+  for (size_t i = 0; i < n; i += kBlock) {
+    size_t m = std::min(kBlock, n - i);
+    std::memcpy(buf, static_cast<const char*>(src) + i * sizeof(U), m * sizeof(U));
+    U any = 0;
+    for (size_t k = 0; k < m; ++k) any |= static_cast<U>((buf[k] & exp) == exp);
+    if (!any) continue;
+    for (size_t k = 0; k < m; ++k) {
+      if ((buf[k] & exp) != exp) continue;
+      ((buf[k] & mant) ? acc.nan : acc.inf)++;
+      if (acc.first < 0) acc.first = static_cast<int64_t>(base + i + k);
+    }
+  }
+}
+
+}  // namespace
+
+void scan_nonfinite(DType t, const void* src, size_t n, uint64_t base, NonFinite& acc) {
+  switch (t) {
+    case DType::F32: return scan_bits<uint32_t>(src, n, 0x7f800000u, base, acc);
+    case DType::F16: return scan_bits<uint16_t>(src, n, 0x7c00u, base, acc);
+    case DType::BF16: return scan_bits<uint16_t>(src, n, 0x7f80u, base, acc);
+    case DType::F64: return scan_bits<uint64_t>(src, n, 0x7ff0000000000000ull, base, acc);
+    default: return;
   }
 }
 

@@ -26,6 +26,16 @@ uint16_t float_to_bf16(float f);
 
 /// Converts n elements of a floating or integer array of type `t` to f32. src may be unaligned.
 void to_f32(DType t, const void* src, float* dst, size_t n);
+/// NaN and Inf among floating elements; `first` is the index of the first one (-1 when none).
+struct NonFinite {
+  uint64_t nan = 0, inf = 0;
+  int64_t first = -1;
+  uint64_t count() const { return nan + inf; }
+};
+/// Adds the NaN/Inf among n elements of floating type `t` at src (unaligned) to `acc`; element i
+/// has index base + i. Reads the bit patterns (no conversion); integer types hold none.
+void scan_nonfinite(DType t, const void* src, size_t n, uint64_t base, NonFinite& acc);
+
 /// Converts n f32 values to type `t` (floating types only; integers throw). dst may be unaligned.
 void from_f32(DType t, const float* src, void* dst, size_t n);
 

@@ -29,39 +29,24 @@ using nlohmann::json;
   throw HttpError(http::status::unprocessable_entity, detail, std::move(extra));
 }
 
-/// Scans a floating tensor for NaN/Inf in chunks (no full f32 copy).
-void check_finite(const Tensor& t) {
-  if (!is_float(t.dtype)) return;
-  const size_t n = static_cast<size_t>(t.numel()), es = dtype_size(t.dtype);
-  std::vector<float> buf(1 << 16);  // (chunk) f32
-  uint64_t nan = 0, inf = 0;
-  int64_t first = -1;
-  for (size_t i = 0; i < n; i += buf.size()) {
-    size_t m = std::min(buf.size(), n - i);
-    if (t.dtype == DType::F32) {
-      std::memcpy(buf.data(), t.bytes.data() + i * es, m * es);
-    } else {
-      to_f32(t.dtype, t.bytes.data() + i * es, buf.data(), m);
-    }
-    for (size_t k = 0; k < m; ++k) {
-      float v = buf[k];
-      if (!std::isfinite(v)) {
-        (std::isnan(v) ? nan : inf)++;
-        if (first < 0) first = static_cast<int64_t>(i + k);
-      }
-    }
-  }
-  if (nan + inf > 0) {
-    int64_t cols = t.shape.size() >= 2 ? t.numel() / t.shape[0] : t.numel();
-    reject("tensor '" + t.name + "' holds " + std::to_string(nan) + " NaN and " + std::to_string(inf) +
-               " Inf values (first at element " + std::to_string(first) + " = row " + std::to_string(first / cols) +
-               ", col " + std::to_string(first % cols) + "); clean the input before compressing",
-           {{"tensor", t.name}, {"nan", nan}, {"inf", inf}, {"first_index", first}});
-  }
+/// 422 naming the tensor and the first non-finite element when `nf` found any.
+void reject_nonfinite(const NonFinite& nf, const std::string& name, const std::vector<int64_t>& shape) {
+  if (nf.count() == 0) return;
+  const int64_t n = shape_numel(shape), cols = shape.size() >= 2 ? n / shape[0] : n;
+  reject("tensor '" + name + "' holds " + std::to_string(nf.nan) + " NaN and " + std::to_string(nf.inf) +
+             " Inf values (first at element " + std::to_string(nf.first) + " = row " + std::to_string(nf.first / cols) +
+             ", col " + std::to_string(nf.first % cols) + "); clean the input before compressing",
+         {{"tensor", name}, {"nan", nf.nan}, {"inf", nf.inf}, {"first_index", nf.first}});
 }
 
-/// NaN/Inf scan of `count` elements of `dtype` at `offset` of a file, read in 4 MiB chunks with
-/// pread (no mapping, so resident memory stays flat however large the upload).
+void check_finite(const Tensor& t) {
+  NonFinite nf;
+  scan_nonfinite(t.dtype, t.bytes.data(), static_cast<size_t>(t.numel()), 0, nf);
+  reject_nonfinite(nf, t.name, t.shape);
+}
+
+/// NaN/Inf scan of the elements of `dtype` and `shape` at `offset` of a file, read in 4 MiB chunks
+/// with pread (no mapping, so resident memory stays flat however large the upload).
 void check_finite_file(const std::string& path, uint64_t offset, DType dtype, const std::vector<int64_t>& shape,
                        const std::string& name) {
   if (!is_float(dtype)) return;
@@ -70,32 +55,19 @@ void check_finite_file(const std::string& path, uint64_t offset, DType dtype, co
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot read " + path);
   std::vector<char> raw((4u << 20) / es * es);  // (chunk elements * es) bytes
-  std::vector<float> f(raw.size() / es);        // (chunk elements) f32
-  uint64_t nan = 0, inf = 0;
-  int64_t first = -1;
+  NonFinite nf;
   for (uint64_t i = 0; i < n;) {
-    size_t m = static_cast<size_t>(std::min<uint64_t>(f.size(), n - i));
+    size_t m = static_cast<size_t>(std::min<uint64_t>(raw.size() / es, n - i));
     ssize_t got = ::pread(fd, raw.data(), m * es, static_cast<off_t>(offset + i * es));
     if (got != static_cast<ssize_t>(m * es)) {
       ::close(fd);
       throw FormatError("data ends early", static_cast<int64_t>(offset + i * es));
     }
-    to_f32(dtype, raw.data(), f.data(), m);
-    for (size_t k = 0; k < m; ++k)
-      if (!std::isfinite(f[k])) {
-        (std::isnan(f[k]) ? nan : inf)++;
-        if (first < 0) first = static_cast<int64_t>(i + k);
-      }
+    scan_nonfinite(dtype, raw.data(), m, i, nf);
     i += m;
   }
   ::close(fd);
-  if (nan + inf > 0) {
-    int64_t cols = shape.size() >= 2 ? static_cast<int64_t>(n) / shape[0] : static_cast<int64_t>(n);
-    reject("tensor '" + name + "' holds " + std::to_string(nan) + " NaN and " + std::to_string(inf) +
-               " Inf values (first at element " + std::to_string(first) + " = row " + std::to_string(first / cols) +
-               ", col " + std::to_string(first % cols) + "); clean the input before compressing",
-           {{"tensor", name}, {"nan", nan}, {"inf", inf}, {"first_index", first}});
-  }
+  reject_nonfinite(nf, name, shape);
 }
 
 json tensor_entry(const Tensor& t, bool is_default = false) {

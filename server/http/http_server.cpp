@@ -221,41 +221,55 @@ class Session : public std::enable_shared_from_this<Session> {
     body_timer_.cancel();
   }
 
+  /// Upload body. A Content-Length body bypasses the parser: 1 MiB socket reads go straight to the
+  /// sink (the parser reads 64 KiB at a time and copies each through its buffer). A chunked body
+  /// goes through the parser.
   void read_upload_some() {
     arm_body_timer();
-    // Wake up for big chunks, not for every TCP segment: after a small read, wait for readiness
-    // with a low-water mark (capped by what the body still owes) before reading again, so that a
-    // 154 MB body costs thousands of syscalls instead of hundreds of thousands.
-    uint64_t got = up_->get().body()->bytes() - sink_seen_;
-    sink_seen_ = up_->get().body()->bytes();
-    auto rem = up_->content_length_remaining();
-    if (rem && *rem > 65536 && got < 32768 && buffer_.size() == 0) {
-      beast::error_code ec;
-      int lowat = static_cast<int>(std::min<uint64_t>(*rem, 128 * 1024));
-      if (lowat != lowat_) {
-        stream_.socket().set_option(asio::socket_base::receive_low_watermark(lowat), ec);
-        lowat_ = lowat;
-      }
-      stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
-        if (ec) return self->on_upload_some(ec);
-        http::async_read_some(self->stream_, self->buffer_, *self->up_,
-                              [self](beast::error_code ec, size_t) { self->on_upload_some(ec); });
-      });
-      return;
+    if (!up_->chunked() && up_->content_length()) {
+      raw_left_ = *up_->content_length_remaining();
+      raw_buf_.resize(std::min<uint64_t>(raw_left_, kRawChunk));
+      // Bytes that arrived with the header are already in buffer_.
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buffer_.size(), raw_left_));
+      if (n > 0 && !sink_write(static_cast<const char*>(buffer_.data().data()), n)) return;
+      buffer_.consume(n);
+      return read_raw();
     }
     http::async_read_some(stream_, buffer_, *up_,
                           [self = shared_from_this()](beast::error_code ec, size_t) { self->on_upload_some(ec); });
   }
 
+  bool sink_write(const char* p, size_t n) {
+    try {
+      up_->get().body()->write(p, n);
+      raw_left_ -= n;
+      return true;
+    } catch (const std::exception& e) {
+      spdlog::error("[{}] upload write failed: {}", req_->request_id, e.what());
+      on_upload_done(beast::errc::make_error_code(beast::errc::io_error));
+      return false;
+    }
+  }
+
+  void read_raw() {
+    if (raw_left_ == 0) return on_upload_done({});
+    last_progress_ = Clock::now();
+    size_t want = static_cast<size_t>(std::min<uint64_t>(raw_left_, raw_buf_.size()));
+    stream_.socket().async_read_some(asio::buffer(raw_buf_.data(), want),
+                                     [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                       if (ec) return self->on_upload_done(ec == asio::error::eof ? http::error::partial_message : ec);
+                                       if (self->sink_write(self->raw_buf_.data(), n)) self->read_raw();
+                                     });
+  }
+
   void on_upload_some(beast::error_code ec) {
     if (!ec && !up_->is_done()) return read_upload_some();
+    on_upload_done(ec);
+  }
+
+  void on_upload_done(beast::error_code ec) {
     stop_body_timer();
-    if (lowat_ != 1) {
-      beast::error_code ignored;
-      stream_.socket().set_option(asio::socket_base::receive_low_watermark(1), ignored);
-      lowat_ = 1;
-    }
-    sink_seen_ = 0;
+    raw_buf_ = {};
     if (ec) return body_failed(ec);
     req_->upload = up_->get().body();
     up_->get().body().reset();
@@ -378,8 +392,9 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   boost::asio::steady_timer body_timer_;
   bool body_timed_out_ = false, body_timer_armed_ = false;
-  uint64_t sink_seen_ = 0;  // body bytes already counted by read_upload_some
-  int lowat_ = 1;           // SO_RCVLOWAT now set on the socket
+  static constexpr size_t kRawChunk = 1 << 20;
+  std::vector<char> raw_buf_;  // (<= kRawChunk) bytes: socket reads of a Content-Length upload
+  uint64_t raw_left_ = 0;      // body bytes still owed by the client
   Clock::time_point last_progress_;
   beast::flat_buffer buffer_{1 << 20};
   std::shared_ptr<HttpShared> sh_;

@@ -32,10 +32,12 @@ class BlobSink {
 
  private:
   void flush();
+  void write_fd(const char* p, size_t n);
   std::string path_, head_;
   std::vector<char> buf_;   ///< (<= 1 MiB) pending bytes: one write(2) per MiB, not per network read
   int fd_ = -1;
   uint64_t bytes_ = 0;
+  uint64_t written_ = 0, synced_ = 0;  ///< bytes written to the fd / handed to write-back
   Sha256 sha_;
   bool released_ = false;
 };

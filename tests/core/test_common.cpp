@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "codec/array_pack.h"
@@ -20,6 +21,36 @@ TEST(DType, HalfAndBf16RoundTripExactValues) {
   for (float v : {0.f, 1.f, -2.5f, 3.0e38f}) EXPECT_NEAR(bf16_to_float(float_to_bf16(v)), v, std::abs(v) * 1e-2);
   EXPECT_EQ(float_to_half(1.0f), 0x3c00);
   EXPECT_EQ(float_to_bf16(1.0f), 0x3f80);
+}
+
+// The bit-pattern scan agrees with std::isnan/std::isinf after conversion, for every floating
+// dtype, with non-finite values placed across the scan's 1024-element blocks.
+TEST(DType, ScanNonFiniteMatchesIsnanIsinf) {
+  const size_t n = 5000;
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = std::sin(0.1f * i) * 1000.f;
+  v[1023] = NAN, v[1024] = INFINITY, v[3000] = -INFINITY, v[4999] = -NAN;
+  v[10] = 6.0e4f;  // finite in every dtype, f16's largest range
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::F64}) {
+    std::vector<char> raw(n * dtype_size(t));
+    from_f32(t, v.data(), raw.data(), n);
+    NonFinite nf;
+    scan_nonfinite(t, raw.data() + dtype_size(t), n - 1, 1, nf);  // unaligned start, base index 1
+    std::vector<float> back(n);
+    to_f32(t, raw.data(), back.data(), n);
+    uint64_t nan = 0, inf = 0;
+    for (size_t i = 1; i < n; ++i) nan += std::isnan(back[i]), inf += std::isinf(back[i]);
+    EXPECT_EQ(nf.nan, nan) << dtype_name(t);
+    EXPECT_EQ(nf.inf, inf) << dtype_name(t);
+    EXPECT_EQ(nf.nan, 2u) << dtype_name(t);
+    EXPECT_EQ(nf.inf, 2u) << dtype_name(t);
+    EXPECT_EQ(nf.first, 1023) << dtype_name(t);
+  }
+  NonFinite none;
+  std::vector<int32_t> ints(100, -1);  // all bits set: a NaN pattern as f32, not a float here
+  scan_nonfinite(DType::I32, ints.data(), ints.size(), 0, none);
+  EXPECT_EQ(none.count(), 0u);
+  EXPECT_EQ(none.first, -1);
 }
 
 TEST(DType, ParseNamesAndRejectUnknown) {

@@ -211,3 +211,46 @@ TEST(ServerE2E, OpenApiIsGeneratedFromRoutesAndMethodTable) {
   auto methods = doc["components"]["schemas"]["JobRequest"]["properties"]["method"]["enum"];
   EXPECT_EQ(methods.size(), all_codecs().size());
 }
+
+// The upload body arrives in every framing a client may use, and each gives the same stored bytes:
+// Content-Length in one piece, chunked (curl), and a Content-Length body trickled in small pieces
+// after the header with a second request pipelined behind it on the same connection (the server
+// must read exactly Content-Length bytes and answer both).
+TEST(ServerE2E, UploadFramingsStoreTheSameBytes) {
+  TempDir tmp;
+  const std::string body = npy_of(test_matrix(300, 64));
+  const std::string npy = tmp.path + "/a.npy", sha = sha256_hex(body);
+  write_bytes(npy, body);
+  ServerProcess srv(tmp.path + "/data");
+
+  auto whole = POST(srv.port(), "/v1/uploads?name=a", body);
+  ASSERT_EQ(whole.status, 201) << whole.body;
+  EXPECT_EQ(whole.js()["sha256"], sha);
+
+  int rc = 0;
+  std::string out = sh("curl -sS -X POST -H 'Transfer-Encoding: chunked' --data-binary @" + npy + " '" + srv.url() +
+                           "/v1/uploads?name=a'", &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(json::parse(out)["sha256"], sha) << out;
+
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket s(ioc);
+  s.connect({boost::asio::ip::make_address("127.0.0.1"), srv.port()});
+  s.set_option(boost::asio::ip::tcp::no_delay(true));
+  std::string head = "POST /v1/uploads?name=a HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+                     "\r\n\r\n";
+  boost::asio::write(s, boost::asio::buffer(head + body.substr(0, 100)));  // header with the start of the body
+  for (size_t off = 100; off < body.size(); off += 7001) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    boost::asio::write(s, boost::asio::buffer(body.data() + off, std::min<size_t>(7001, body.size() - off)));
+  }
+  boost::asio::write(s, boost::asio::buffer(std::string("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")));
+  beast::flat_buffer buf;
+  http::response<http::string_body> r1, r2;
+  http::read(s, buf, r1);
+  http::read(s, buf, r2);
+  EXPECT_EQ(r1.result_int(), 201) << r1.body();
+  EXPECT_EQ(json::parse(r1.body())["sha256"], sha);
+  EXPECT_EQ(r2.result_int(), 200) << r2.body();
+  EXPECT_EQ(count_files(tmp.path + "/data/tmp"), 0);
+}
