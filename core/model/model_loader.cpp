@@ -58,7 +58,8 @@ class Loader {
     const bool in_out = spec_.linear_layout == WeightLayout::kInOut;
     expect_shape(n, in_out ? std::vector<int64_t>{in, out} : std::vector<int64_t>{out, in});
     std::vector<float> bias = with_b ? vec(br, layer, out) : std::vector<float>{};
-    if (const auto* ct = w_.compressed(n); ct && !in_out) {
+    // A compressed operator works in the logical (out, in) orientation whatever the stored one.
+    if (const auto* ct = w_.compressed(n)) {
       if (auto op = make_compressed_linear(*ct)) {
         if (op->in_features() != in || op->out_features() != out)
           throw Error("compressed tensor '" + n + "' is " + std::to_string(op->out_features()) + " x " +

@@ -8,7 +8,10 @@
 #include "codec/model_artifact.h"
 #include "codec/saten_codec.h"
 #include "formats/artifact_io.h"
+#include "codec/array_pack.h"
+#include "codec/compress.h"
 #include "formats/hf_model_dir.h"
+#include "model/model_loader.h"
 
 using namespace tsm;
 
@@ -62,6 +65,10 @@ TEST_P(SatenModel, ArtifactRunsAndReportsKl) {
   EXPECT_LT(exact.quality().kl_mean(), 1e-6) << exact.quality().source();
   EXPECT_DOUBLE_EQ(exact.quality().top1_agreement(), 1.0);
   EXPECT_LT(exact.quality().kl_mean(), q.kl_mean());
+  // and at full TT ranks (eps 0) with no sparse part at all
+  const auto full = build_model_artifact(dir, kLinearRegex, "saten", json{{"eps", 0.0}, {"sparsity", "none"}}, {}, "abc", quick());
+  EXPECT_LT(full.quality().kl_mean(), 1e-6) << full.quality().source();
+  EXPECT_DOUBLE_EQ(full.quality().top1_agreement(), 1.0);
 
   // the artifact survives serialization and still runs
   const auto parsed = parse_artifact(serialize_artifact(art));
@@ -83,6 +90,39 @@ TEST(SatenModelJob, Gpt2Conv1DIsCompressedInItsLogicalOrientation) {
     EXPECT_EQ(f.layout.d_in, 64);  // 2:4 runs along the 64 inputs of each of the 256 outputs
     EXPECT_TRUE(f.sparse.satisfies_nm(2, 4));
   }
+}
+
+// The runtime applies GPT-2's (in, out) Conv1D saten tensors through the factorized operator (not
+// a dense decode) and gets the logits of the densely decoded reconstruction (tolerance 1e-4 on
+// logits of magnitude ~10: f32 summation order differs between TT(x) + Sx and W_hat x).
+TEST(SatenModelJob, Gpt2Conv1DRunsFactorized) {
+  const HfModelDir dir = HfModelDir::open(fixture("gpt2-tiny"));
+  auto art = std::make_shared<const v1::Artifact>(
+      build_model_artifact(dir, kLinearRegex, "saten", json{{"ranks", 4}, {"sparsity", "2:4"}}, {}, "", quick()));
+  const auto net = load_transformer(ModelWeights::from_parts(dir, art));
+  for (const auto& L : net->layers)
+    for (const LinearOp* op : {L.qkv.get(), L.o.get(), L.up.get(), L.down.get()})
+      EXPECT_EQ(dynamic_cast<const DenseLinear*>(op), nullptr);  // SatenLinear (+ bias), not decoded
+
+  // the same model with every saten tensor decoded to a dense (in, out) Conv1D weight
+  v1::Artifact decoded = *art;
+  for (auto& t : *decoded.mutable_tensors()) {
+    const Tensor w = Tensor::from_matrix(t.name(), decode_tensor(t));  // stored (in, out) layout
+    decoded.add_passthrough()->CopyFrom(make_array(t.name(), w.dtype, w.shape, w.bytes.data(), w.bytes.size()));
+  }
+  decoded.clear_tensors();
+  const auto ref = load_transformer(ModelWeights::from_parts(dir, std::make_shared<const v1::Artifact>(decoded)));
+  EXPECT_NE(dynamic_cast<const DenseLinear*>(ref->layers[0].up.get()), nullptr);
+
+  const std::vector<int32_t> ids{464, 20, 758, 218, 180, 625, 262, 169, 329, 13};
+  const int64_t V = net->cfg.vocab;
+  std::vector<float> a(ids.size() * V), b(ids.size() * V);
+  auto ca = net->new_cache(), cb = ref->new_cache();
+  net->forward(ids, ca, a.data(), true);
+  ref->forward(ids, cb, b.data(), true);
+  float worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  EXPECT_LT(worst, 1e-4f);
 }
 
 TEST(SatenModelJob, BadRegexOrNoMatchIsAParamError) {
