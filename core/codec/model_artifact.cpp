@@ -95,6 +95,54 @@ v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Ar
       .to_proto();
 }
 
+ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                              const json& params, const ModelArtifactOptions& opt) {
+  const Codec& codec = find_codec(method);
+  std::regex re;
+  try {
+    re = std::regex(tensor_regex, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    throw ParamError("tensors", "'" + tensor_regex + "' is not a valid regular expression: " + e.what());
+  }
+  ModelPlan plan;
+  // The architecture is optional for compression (any safetensors model can be compressed) but
+  // needed for orientation of Conv1D weights, calibration and evaluation.
+  try {
+    plan.cfg = parse_model_config(model.config());
+  } catch (const Error&) {
+  }
+  const auto slots = plan.cfg ? linear_slots(*plan.cfg) : std::map<std::string, LinearSlot>{};
+  if (opt.calibrate) {
+    if (method != "saten") throw ParamError("calibrate", "calibration-aware compression is implemented for saten only");
+    if (!plan.cfg) throw ParamError("calibrate", "needs a model the runtime can run (gpt2, opt or llama config.json)");
+  }
+  for (const auto& n : model.tensor_names()) {
+    const Tensor& t = model.at(n);
+    if (t.shape.size() != 2 || !is_float(t.dtype) || !std::regex_search(n, re)) continue;
+    json p = params.is_null() ? json::object() : params;
+    if (method == "saten" && plan.cfg && !p.contains("orientation") && is_in_out_linear(*plan.cfg, slots, n))
+      p["orientation"] = "in_out";
+    try {
+      (void)codec.resolve(p, t.shape[0], t.shape[1]);
+    } catch (const ParamError& e) {
+      throw ParamError(e.field(), std::string("tensor '") + n + "' (" + std::to_string(t.shape[0]) + " x " +
+                                      std::to_string(t.shape[1]) + "): " + e.what());
+    }
+    plan.tensors.push_back({n, std::move(p)});
+    plan.elements += t.numel();
+  }
+  if (plan.tensors.empty()) {
+    std::string names;
+    for (const auto& n : model.tensor_names()) {
+      if (model.at(n).shape.size() != 2) continue;
+      names += (names.empty() ? "" : ", ") + n;
+      if (names.size() > 300) { names += ", ..."; break; }
+    }
+    throw ParamError("tensors", "no 2-D float tensor of the model matches '" + tensor_regex + "' (2-D tensors: " + names + ")");
+  }
+  return plan;
+}
+
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
                                   const json& params, const CodecContext& ctx, const std::string& source_sha256) {
   return build_model_artifact(model, tensor_regex, method, params, ctx, source_sha256, ModelArtifactOptions{});
@@ -104,48 +152,19 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
                                   const json& params, const CodecContext& ctx, const std::string& source_sha256,
                                   const ModelArtifactOptions& opt) {
   const Codec& codec = find_codec(method);
-  std::regex re;
-  try {
-    re = std::regex(tensor_regex, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    throw ParamError("tensors", "'" + tensor_regex + "' is not a valid regular expression: " + e.what());
-  }
-  // The architecture is optional for compression (any safetensors model can be compressed) but
-  // needed for orientation of Conv1D weights, calibration and evaluation.
-  std::optional<ModelConfig> cfg;
-  try {
-    cfg = parse_model_config(model.config());
-  } catch (const Error&) {
-  }
+  const ModelPlan plan = plan_model_artifact(model, tensor_regex, method, params, opt);
+  const auto& cfg = plan.cfg;
   const auto slots = cfg ? linear_slots(*cfg) : std::map<std::string, LinearSlot>{};
-
-  std::vector<std::string> selected;
-  int64_t selected_elems = 0;
-  for (const auto& n : model.tensor_names()) {
-    const Tensor& t = model.at(n);
-    if (t.shape.size() == 2 && is_float(t.dtype) && std::regex_search(n, re)) {
-      selected.push_back(n);
-      selected_elems += t.numel();
-    }
-  }
-  if (selected.empty()) {
-    std::string names;
-    for (const auto& n : model.tensor_names()) {
-      if (model.at(n).shape.size() != 2) continue;
-      names += (names.empty() ? "" : ", ") + n;
-      if (names.size() > 300) { names += ", ..."; break; }
-    }
-    throw ParamError("tensors", "no 2-D float tensor of the model matches '" + tensor_regex + "' (2-D tensors: " + names + ")");
-  }
+  std::map<std::string, const json*> selected;  // name -> its params
+  for (const auto& t : plan.tensors) selected[t.name] = &t.params;
+  const int64_t selected_elems = plan.elements;
 
   // Calibration: inputs of every selected linear layer, from the dense model on self-sampled text.
   std::map<std::string, MatrixRMd> covariances;
   if (opt.calibrate) {
-    if (method != "saten") throw ParamError("calibrate", "calibration-aware compression is implemented for saten only");
-    if (!cfg) throw ParamError("calibrate", "needs a model the runtime can run (gpt2, opt or llama config.json)");
     auto net = load_transformer(ModelWeights::from_parts(model, nullptr));
     std::map<std::string, const RecordingLinear*> rec;
-    for (const auto& n : selected) {
+    for (const auto& [n, unused] : selected) {
       auto it = slots.find(n);
       if (it == slots.end()) continue;
       auto* p = slot_op(net->layers[it->second.layer], it->second.role);
@@ -178,8 +197,8 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
   for (const auto& n : model.tensor_names()) {
     ctx.check_cancel();
     const Tensor& t = model.at(n);
-    const bool pick = std::find(selected.begin(), selected.end(), n) != selected.end();
-    if (!pick) {
+    const auto pick = selected.find(n);
+    if (pick == selected.end()) {
       v1::Array* a = art.add_passthrough();
       a->CopyFrom(make_array(n, t.dtype, t.shape, t.bytes.data(), t.bytes.size()));
       pass_bytes += t.bytes.size() + 8ull * t.shape.size();
@@ -188,8 +207,7 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
       continue;
     }
     const MatrixRM W = t.to_matrix();
-    json p = params.is_null() ? json::object() : params;
-    if (method == "saten" && cfg && !p.contains("orientation") && is_in_out_linear(*cfg, slots, n)) p["orientation"] = "in_out";
+    const json& p = *pick->second;
     CodecContext sub = ctx;
     const int64_t base = done_elems;
     sub.progress = [&, base](double f) {

@@ -6,11 +6,14 @@
 // included); quality is measured when the runtime can run the architecture.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "codec/codec.h"
 #include "formats/artifact_io.h"
 #include "formats/hf_model_dir.h"
+#include "model/model_config.h"
 
 namespace tsm {
 
@@ -29,8 +32,26 @@ struct ModelArtifactOptions {
   std::string whitening = "cholesky";
 };
 
-/// Throws ParamError("tensors") for a bad regex or when no 2-D float tensor matches, and the codec's
-/// ParamError for bad params (naming the tensor).
+/// What a whole-model job will compress: the matching 2-D float tensors in model order, each with
+/// the parameters it gets (orientation in_out added for GPT-2 Conv1D weights under saten), already
+/// checked by the codec against its shape. Cheap (no compression): the service validates a job
+/// with it before queueing.
+struct ModelPlan {
+  struct Item {
+    std::string name;
+    json params;
+  };
+  std::vector<Item> tensors;
+  int64_t elements = 0;            ///< sum of the selected tensors' sizes
+  std::optional<ModelConfig> cfg;  ///< when config.json names an architecture the runtime knows
+};
+/// Throws ParamError("tensors") for a bad regex or when no 2-D float tensor matches, the codec's
+/// ParamError for bad params (naming the tensor and its shape), ParamError("calibrate") when
+/// calibration is asked of a method or model that cannot have it.
+ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                              const json& params, const ModelArtifactOptions& opt = {});
+
+/// Compresses per plan_model_artifact (same errors) and measures quality when asked.
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
                                   const json& params, const CodecContext& ctx, const std::string& source_sha256);
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,

@@ -3,7 +3,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <regex>
 
 #include "api/api_util.h"
 #include "app.h"
@@ -16,22 +15,28 @@ namespace tsm::server {
 
 namespace {
 
-json job_json(const JobRecord& j, double progress) {
-  json out = {{"id", j.id},
-              {"state", j.state},
-              {"progress", progress},
-              {"upload", j.upload},
-              {"method", j.method},
-              {"priority", j.priority},
-              {"spec", json::parse(j.spec_json)},
-              {"attempts", j.attempts},
-              {"created_unix", j.created_unix},
-              {"url", "/v1/jobs/" + j.id}};
-  if (j.started_unix) out["started_unix"] = j.started_unix;
-  if (j.finished_unix) out["finished_unix"] = j.finished_unix;
-  if (!j.error.empty()) out["error"] = j.error;
-  if (!j.timings_json.empty()) out["timings"] = json::parse(j.timings_json);
-  if (!j.result_json.empty()) out["result"] = json::parse(j.result_json);
+/// The job's JSON text. result and timings are stored as JSON text written by the server: they are
+/// spliced in as they are, not parsed and dumped again on every poll.
+std::string job_text(const JobRecord& j, double progress, bool cancel_requested = false) {
+  json head = {{"id", j.id},
+               {"state", j.state},
+               {"progress", progress},
+               {"upload", j.upload},
+               {"method", j.method},
+               {"priority", j.priority},
+               {"spec", stored_job_spec(j.spec_pb).to_json()},
+               {"attempts", j.attempts},
+               {"created_unix", j.created_unix},
+               {"url", "/v1/jobs/" + j.id}};
+  if (j.started_unix) head["started_unix"] = j.started_unix;
+  if (j.finished_unix) head["finished_unix"] = j.finished_unix;
+  if (!j.error.empty()) head["error"] = j.error;
+  if (cancel_requested) head["cancel_requested"] = true;
+  std::string out = head.dump();
+  out.pop_back();  // the closing brace
+  if (!j.timings_json.empty()) out += ",\"timings\":" + j.timings_json;
+  if (!j.result_json.empty()) out += ",\"result\":" + j.result_json;
+  out += '}';
   return out;
 }
 
@@ -43,17 +48,16 @@ JobRecord must_get(App& app, const std::string& id) {
   return *j;
 }
 
-json current_job_json(App& app, const std::string& id) {
-  auto j = must_get(app, id);
-  return job_json(j, app.jobs->progress(id, j.progress));
+StringResponse job_response(App& app, http::status status, const JobRecord& j, bool cancel_requested = false) {
+  return text_response(status, job_text(j, app.jobs->progress(j.id, j.progress), cancel_requested), "application/json");
 }
 
 /// Answers with the job once it ends or after `wait_s` (200 when finished, else `pending_status`).
 void respond_when_done(App& app, const std::string& id, double wait_s, http::status pending_status, Respond respond,
                        const std::string& location) {
   auto make = [&app, id, pending_status, location] {
-    json j = current_job_json(app, id);
-    auto r = json_response(terminal(j["state"]) ? http::status::ok : pending_status, j);
+    const JobRecord j = must_get(app, id);
+    auto r = job_response(app, terminal(j.state) ? http::status::ok : pending_status, j);
     if (!location.empty()) r.set(http::field::location, location);
     return r;
   };
@@ -93,14 +97,9 @@ void add_job_routes(App& app) {
       throw HttpError(http::status::unprocessable_entity,
                       "quality_gate.max_kl needs a whole-model job (KL is measured by running the model)",
                       {{"field", "quality_gate.max_kl"}});
-    if (spec.whole_model) {
-      try {
-        std::regex(whole_model_regex(*upload, spec));
-      } catch (const std::regex_error& e) {
-        throw HttpError(http::status::unprocessable_entity, std::string("tensors: not a valid regex: ") + e.what(),
-                        {{"field", "tensors"}});
-      }
-    }
+    // Whole-model jobs: the regex, every selected tensor's params and calibration, checked
+    // against the extracted model now rather than when the job runs.
+    if (spec.whole_model) check_whole_model_job(*upload, app.models_dir + "/" + upload->sha256, spec);
     // Whole-model jobs match by regex search inside the builder; plain jobs by name or full match here.
     auto which = spec.whole_model ? std::vector<TensorInfo>{} : select_tensors(*upload, spec.tensors);
     const Codec& codec = find_codec(spec.method);
@@ -121,7 +120,7 @@ void add_job_routes(App& app) {
     j.id = new_id("j_");
     j.upload = upload->id;
     j.method = spec.method;
-    j.spec_json = spec.to_json().dump();
+    spec.to_proto().SerializeToString(&j.spec_pb);
     j.priority = spec.priority;
     j.created_unix = static_cast<int64_t>(std::time(nullptr));
     if (!app.jobs->submit(j)) {
@@ -143,17 +142,20 @@ void add_job_routes(App& app) {
     f.after_seq = static_cast<int64_t>(query_number(*req, "cursor", 0, 0, 9e18));
     f.limit = static_cast<int>(query_number(*req, "limit", 50, 1, 500));
     auto rows = app.store->list_jobs(f);
-    json jobs = json::array();
-    for (const auto& j : rows) jobs.push_back(job_json(j, app.jobs->progress(j.id, j.progress)));
-    json out = {{"jobs", jobs}};
-    if (static_cast<int>(rows.size()) == f.limit) out["next_cursor"] = std::to_string(rows.back().seq);
-    respond(json_response(http::status::ok, out));
+    std::string out = "{\"jobs\":[";
+    for (size_t i = 0; i < rows.size(); ++i)
+      out += (i ? "," : "") + job_text(rows[i], app.jobs->progress(rows[i].id, rows[i].progress));
+    out += ']';
+    if (static_cast<int>(rows.size()) == f.limit) out += ",\"next_cursor\":\"" + std::to_string(rows.back().seq) + '"';
+    out += '}';
+    respond(text_response(http::status::ok, std::move(out), "application/json"));
   });
 
   app.router.add(http::verb::get, "/v1/jobs/{id}", Perm::Read, [&app](RequestPtr req, Respond respond) {
     double wait_s = query_number(*req, "wait", 0, 0, app.config.max_wait_s);
-    must_get(app, req->params[0]);
-    respond_when_done(app, req->params[0], wait_s, http::status::ok, respond, "");
+    const JobRecord j = must_get(app, req->params[0]);
+    if (wait_s <= 0 || terminal(j.state)) return respond(job_response(app, http::status::ok, j));
+    respond_when_done(app, j.id, wait_s, http::status::ok, respond, "");
   });
 
   app.router.add(http::verb::delete_, "/v1/jobs/{id}", Perm::Jobs, [&app](RequestPtr req, Respond respond) {
@@ -161,12 +163,9 @@ void add_job_routes(App& app) {
     must_get(app, id);
     switch (app.jobs->cancel(id)) {
       case JobService::CancelResult::Canceled:
-        return respond(json_response(http::status::ok, current_job_json(app, id)));
-      case JobService::CancelResult::Requested: {
-        json j = current_job_json(app, id);
-        j["cancel_requested"] = true;
-        return respond(json_response(http::status::accepted, j));
-      }
+        return respond(job_response(app, http::status::ok, must_get(app, id)));
+      case JobService::CancelResult::Requested:
+        return respond(job_response(app, http::status::accepted, must_get(app, id), true));
       case JobService::CancelResult::AlreadyFinished: {
         auto j = must_get(app, id);
         throw HttpError(http::status::conflict, "job " + id + " already ended (" + j.state + ")", {{"state", j.state}});

@@ -88,6 +88,27 @@ std::string whole_model_regex(const UploadRecord& u, const JobSpec& spec) {
   throw ParamError("tensors", "upload " + u.id + " has no token embedding; name the tensors to compress (regex)");
 }
 
+ModelArtifactOptions model_artifact_options(const JobSpec& spec) {
+  ModelArtifactOptions o;
+  if (spec.calibrate) {
+    o.calibrate = true;
+    o.calib_sequences = spec.calibrate->sequences;
+    o.adam_steps = spec.calibrate->adam_steps;
+    o.whitening = spec.calibrate->whitening;
+  }
+  return o;
+}
+
+void check_whole_model_job(const UploadRecord& u, const std::string& model_dir, const JobSpec& spec) {
+  try {
+    (void)plan_model_artifact(HfModelDir::open(model_dir), whole_model_regex(u, spec), spec.method, spec.params,
+                              model_artifact_options(spec));
+  } catch (const ParamError& e) {
+    if (e.field() == "tensors" || e.field() == "calibrate") throw;
+    throw ParamError("params." + e.field(), e.what());
+  }
+}
+
 std::vector<Tensor> load_tensors(const UploadRecord& u, const std::string& blob_path, const std::string& model_dir,
                                  const std::vector<TensorInfo>& which) {
   std::vector<Tensor> out;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/model_artifact.h"
 #include "common/tensor.h"
 #include "store/store.h"
 
@@ -25,6 +26,12 @@ std::vector<TensorInfo> select_tensors(const UploadRecord& u, const std::vector<
 /// The tensor regex of a whole-model job: the job's `tensors` joined with '|', or the model's token
 /// embedding when it names none.
 std::string whole_model_regex(const UploadRecord& u, const struct JobSpec& spec);
+/// Whole-model build options of a job: calibration as its spec asks, evaluation on.
+ModelArtifactOptions model_artifact_options(const struct JobSpec& spec);
+/// Checks a whole-model job against its extracted model (`model_dir`) without compressing: the
+/// regex, every selected tensor's params, calibration. Throws tsm::ParamError naming the field
+/// (codec parameters as "params.<name>").
+void check_whole_model_job(const UploadRecord& u, const std::string& model_dir, const struct JobSpec& spec);
 /// `blob_path`: the upload's blob; `model_dir`: where a tar upload was extracted.
 std::vector<Tensor> load_tensors(const UploadRecord& u, const std::string& blob_path, const std::string& model_dir,
                                  const std::vector<TensorInfo>& which);

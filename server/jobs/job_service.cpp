@@ -162,7 +162,7 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
   json timings = {{"queued_s", static_cast<double>(j.started_unix - j.created_unix)}};
   auto t_load = t_start, t_comp = t_start, t_store = t_start;
   try {
-    JobSpec spec = parse_job_spec(json::parse(j.spec_json));
+    JobSpec spec = stored_job_spec(j.spec_pb);
     auto upload = store_.get_upload(spec.upload);
     if (!upload) throw Error("upload " + spec.upload + " was deleted before the job ran; upload it again");
     CodecContext ctx;
@@ -174,7 +174,8 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
       // Whole HF model: matching tensors compressed, the rest passed through, quality measured.
       auto model = HfModelDir::open(models_dir_ + "/" + upload->sha256);
       t_load = Clock::now();
-      art = build_model_artifact(model, whole_model_regex(*upload, spec), spec.method, spec.params, ctx, upload->sha256);
+      art = build_model_artifact(model, whole_model_regex(*upload, spec), spec.method, spec.params, ctx, upload->sha256,
+                                 model_artifact_options(spec));
     } else {
       auto which = select_tensors(*upload, spec.tensors);
       auto tensors = load_tensors(*upload, blobs_.path(upload->sha256), models_dir_ + "/" + upload->sha256, which);

@@ -2,15 +2,27 @@
 
 #include <sqlite3.h>
 
+#include <unordered_map>
+
 #include "common/error.h"
+#include "jobs/job_spec.h"
 
 namespace tsm::server {
 namespace {
 
-// Versioned schema: never edit an entry, append a new one.
-const char* const kMigrations[] = {
+// Versioned schema: never edit an entry, append a new one. A migration is a schema change, then
+// optionally a row conversion in C++ and a second schema change, all in one transaction.
+struct Migration {
+  const char* sql;
+  void (*convert)(sqlite3* db) = nullptr;
+  const char* sql_after = nullptr;
+};
+
+void convert_job_specs_to_proto(sqlite3* db);
+
+const Migration kMigrations[] = {
     // 1: the initial schema
-    R"sql(
+    {R"sql(
 CREATE TABLE uploads (
   id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, format TEXT NOT NULL, name TEXT NOT NULL,
   size_bytes INTEGER NOT NULL, tensors_json TEXT NOT NULL, created_unix INTEGER NOT NULL);
@@ -28,24 +40,51 @@ CREATE TABLE model_versions (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT NOT NULL, tag TEXT NOT NULL, artifact_sha256 TEXT NOT NULL,
   job_id TEXT NOT NULL, size_bytes INTEGER NOT NULL, created_unix INTEGER NOT NULL);
 CREATE INDEX model_versions_model ON model_versions(model, seq);
-)sql",
+)sql"},
     // 2: device reports
-    R"sql(
+    {R"sql(
 CREATE TABLE reports (
   id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, model TEXT NOT NULL, tag TEXT NOT NULL,
   artifact_sha256 TEXT NOT NULL, created_unix INTEGER NOT NULL, report_json TEXT NOT NULL);
 CREATE INDEX reports_model_device ON reports(model, device, created_unix);
-)sql",
+)sql"},
+    // 3: job specs as serialized tensorslm.v1.JobSpec instead of JSON text
+    {"ALTER TABLE jobs ADD COLUMN spec_pb BLOB NOT NULL DEFAULT x'';", convert_job_specs_to_proto,
+     "ALTER TABLE jobs DROP COLUMN spec_json;"},
 };
 
-// A prepared statement with RAII finalize and positional binding.
+}  // namespace
+
+/// Prepared statements by SQL text, prepared once (SQLITE_PREPARE_PERSISTENT) and reused: a point
+/// read costs a bind and a step, not a parse. Used under the store's mutex only.
+struct SqliteStore::StmtCache {
+  std::unordered_map<std::string, sqlite3_stmt*> by_sql;
+  ~StmtCache() {
+    for (auto& [sql, st] : by_sql) sqlite3_finalize(st);
+  }
+};
+
+namespace {
+
+// A cached prepared statement with positional binding; reset (and unbound) when it goes out of scope.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s_, nullptr) != SQLITE_OK)
+  Stmt(sqlite3* db, SqliteStore::StmtCache& cache, const std::string& sql) : db_(db) {
+    auto it = cache.by_sql.find(sql);
+    if (it != cache.by_sql.end()) {
+      s_ = it->second;
+      return;
+    }
+    if (sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr) != SQLITE_OK)
       throw Error(std::string("sqlite prepare failed: ") + sqlite3_errmsg(db));
+    cache.by_sql.emplace(sql, s_);
   }
-  ~Stmt() { sqlite3_finalize(s_); }
+  ~Stmt() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
   Stmt& bind(int i, const std::string& v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
@@ -63,6 +102,14 @@ class Stmt {
     auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
     return p ? std::string(p, sqlite3_column_bytes(s_, c)) : std::string();
   }
+  std::string blob(int c) const {
+    auto p = static_cast<const char*>(sqlite3_column_blob(s_, c));
+    return p ? std::string(p, sqlite3_column_bytes(s_, c)) : std::string();
+  }
+  Stmt& bind_blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
   int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
   double f64(int c) const { return sqlite3_column_double(s_, c); }
 
@@ -72,12 +119,12 @@ class Stmt {
 };
 
 const char* kJobCols =
-    "seq,id,upload,method,spec_json,priority,state,progress,error,result_json,timings_json,attempts,"
+    "seq,id,upload,method,spec_pb,priority,state,progress,error,result_json,timings_json,attempts,"
     "created_unix,started_unix,finished_unix";
 
 JobRecord read_job(const Stmt& s) {
   JobRecord j;
-  j.seq = s.i64(0); j.id = s.text(1); j.upload = s.text(2); j.method = s.text(3); j.spec_json = s.text(4);
+  j.seq = s.i64(0); j.id = s.text(1); j.upload = s.text(2); j.method = s.text(3); j.spec_pb = s.blob(4);
   j.priority = static_cast<int>(s.i64(5)); j.state = s.text(6); j.progress = s.f64(7); j.error = s.text(8);
   j.result_json = s.text(9); j.timings_json = s.text(10); j.attempts = static_cast<int>(s.i64(11));
   j.created_unix = s.i64(12); j.started_unix = s.i64(13); j.finished_unix = s.i64(14);
@@ -100,7 +147,31 @@ ModelVersion read_version(const Stmt& s) {
 
 }  // namespace
 
-SqliteStore::SqliteStore(const std::string& path) : path_(path) {
+namespace {
+
+// Migration 3: every job's JSON spec becomes a serialized tensorslm.v1.JobSpec.
+void convert_job_specs_to_proto(sqlite3* db) {
+  SqliteStore::StmtCache cache;
+  std::vector<std::pair<std::string, std::string>> rows;  // (id, spec_json)
+  {
+    Stmt s(db, cache, "SELECT id, spec_json FROM jobs");
+    while (s.step()) rows.emplace_back(s.text(0), s.text(1));
+  }
+  for (const auto& [id, text] : rows) {
+    std::string pb;
+    try {
+      parse_job_spec(nlohmann::json::parse(text)).to_proto().SerializeToString(&pb);
+    } catch (const std::exception& e) {
+      throw Error("migration 3: the stored spec of job " + id + " cannot be converted: " + e.what());
+    }
+    Stmt u(db, cache, "UPDATE jobs SET spec_pb=? WHERE id=?");
+    u.bind_blob(1, pb).bind(2, id).step();
+  }
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(const std::string& path) : cache_(std::make_unique<StmtCache>()), path_(path) {
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
@@ -114,7 +185,10 @@ SqliteStore::SqliteStore(const std::string& path) : path_(path) {
   migrate();
 }
 
-SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+SqliteStore::~SqliteStore() {
+  cache_.reset();  // finalize the statements before the connection
+  sqlite3_close(db_);
+}
 
 void SqliteStore::exec(const char* sql) {
   char* err = nullptr;
@@ -132,7 +206,7 @@ void SqliteStore::migrate() {
   exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_unix INTEGER NOT NULL);");
   int current = 0;
   {
-    Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    Stmt s(db_, *cache_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
     if (s.step()) current = static_cast<int>(s.i64(0));
   }
   if (current > latest_schema_version())
@@ -141,8 +215,11 @@ void SqliteStore::migrate() {
   for (int v = current + 1; v <= latest_schema_version(); ++v) {
     exec("BEGIN IMMEDIATE;");
     try {
-      exec(kMigrations[v - 1]);
-      Stmt s(db_, "INSERT INTO schema_migrations(version, applied_unix) VALUES(?, strftime('%s','now'))");
+      const Migration& m = kMigrations[v - 1];
+      exec(m.sql);
+      if (m.convert) m.convert(db_);
+      if (m.sql_after) exec(m.sql_after);
+      Stmt s(db_, *cache_, "INSERT INTO schema_migrations(version, applied_unix) VALUES(?, strftime('%s','now'))");
       s.bind(1, int64_t{v}).step();
       exec("COMMIT;");
     } catch (...) {
@@ -154,20 +231,20 @@ void SqliteStore::migrate() {
 
 int SqliteStore::schema_version() {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  Stmt s(db_, *cache_, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
   return s.step() ? static_cast<int>(s.i64(0)) : 0;
 }
 
 void SqliteStore::insert_upload(const UploadRecord& u) {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "INSERT INTO uploads(id,sha256,format,name,size_bytes,tensors_json,created_unix) VALUES(?,?,?,?,?,?,?)");
+  Stmt s(db_, *cache_, "INSERT INTO uploads(id,sha256,format,name,size_bytes,tensors_json,created_unix) VALUES(?,?,?,?,?,?,?)");
   s.bind(1, u.id).bind(2, u.sha256).bind(3, u.format).bind(4, u.name).bind(5, static_cast<int64_t>(u.size_bytes))
       .bind(6, u.tensors_json).bind(7, u.created_unix).step();
 }
 
 std::optional<UploadRecord> SqliteStore::get_upload(const std::string& id) {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "SELECT id,sha256,format,name,size_bytes,tensors_json,created_unix FROM uploads WHERE id=?");
+  Stmt s(db_, *cache_, "SELECT id,sha256,format,name,size_bytes,tensors_json,created_unix FROM uploads WHERE id=?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   return read_upload(s);
@@ -175,24 +252,24 @@ std::optional<UploadRecord> SqliteStore::get_upload(const std::string& id) {
 
 bool SqliteStore::delete_upload(const std::string& id) {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "DELETE FROM uploads WHERE id=?");
+  Stmt s(db_, *cache_, "DELETE FROM uploads WHERE id=?");
   s.bind(1, id).step();
   return sqlite3_changes(db_) > 0;
 }
 
 int64_t SqliteStore::blob_refs(const std::string& sha256) {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "SELECT (SELECT COUNT(*) FROM uploads WHERE sha256=?1) + (SELECT COUNT(*) FROM artifacts WHERE sha256=?1)");
+  Stmt s(db_, *cache_, "SELECT (SELECT COUNT(*) FROM uploads WHERE sha256=?1) + (SELECT COUNT(*) FROM artifacts WHERE sha256=?1)");
   s.bind(1, sha256);
   return s.step() ? s.i64(0) : 0;
 }
 
 void SqliteStore::insert_job(JobRecord& j) {
   std::lock_guard lk(mu_);
-  Stmt s(db_,
-         "INSERT INTO jobs(id,upload,method,spec_json,priority,state,progress,error,result_json,timings_json,attempts,"
+  Stmt s(db_, *cache_,
+         "INSERT INTO jobs(id,upload,method,spec_pb,priority,state,progress,error,result_json,timings_json,attempts,"
          "created_unix,started_unix,finished_unix) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-  s.bind(1, j.id).bind(2, j.upload).bind(3, j.method).bind(4, j.spec_json).bind(5, int64_t{j.priority})
+  s.bind(1, j.id).bind(2, j.upload).bind(3, j.method).bind_blob(4, j.spec_pb).bind(5, int64_t{j.priority})
       .bind(6, j.state).bind(7, j.progress).bind(8, j.error).bind(9, j.result_json).bind(10, j.timings_json)
       .bind(11, int64_t{j.attempts}).bind(12, j.created_unix).bind(13, j.started_unix).bind(14, j.finished_unix).step();
   j.seq = sqlite3_last_insert_rowid(db_);
@@ -200,7 +277,7 @@ void SqliteStore::insert_job(JobRecord& j) {
 
 std::optional<JobRecord> SqliteStore::get_job(const std::string& id) {
   std::lock_guard lk(mu_);
-  Stmt s(db_, (std::string("SELECT ") + kJobCols + " FROM jobs WHERE id=?").c_str());
+  Stmt s(db_, *cache_, (std::string("SELECT ") + kJobCols + " FROM jobs WHERE id=?").c_str());
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   return read_job(s);
@@ -211,7 +288,7 @@ std::vector<JobRecord> SqliteStore::list_jobs(const JobFilter& f) {
   std::string sql = std::string("SELECT ") + kJobCols +
                     " FROM jobs WHERE seq > ?1 AND (?2 = '' OR state = ?2) AND (?3 = '' OR method = ?3)"
                     " AND (?4 = '' OR upload = ?4) ORDER BY seq LIMIT ?5";
-  Stmt s(db_, sql.c_str());
+  Stmt s(db_, *cache_, sql.c_str());
   s.bind(1, f.after_seq).bind(2, f.state).bind(3, f.method).bind(4, f.upload).bind(5, int64_t{f.limit});
   std::vector<JobRecord> out;
   while (s.step()) out.push_back(read_job(s));
@@ -220,7 +297,7 @@ std::vector<JobRecord> SqliteStore::list_jobs(const JobFilter& f) {
 
 void SqliteStore::update_job(const JobRecord& j) {
   std::lock_guard lk(mu_);
-  Stmt s(db_,
+  Stmt s(db_, *cache_,
          "UPDATE jobs SET state=?2, progress=?3, error=?4, result_json=?5, timings_json=?6, attempts=?7,"
          " started_unix=?8, finished_unix=?9 WHERE id=?1");
   s.bind(1, j.id).bind(2, j.state).bind(3, j.progress).bind(4, j.error).bind(5, j.result_json)
@@ -229,14 +306,14 @@ void SqliteStore::update_job(const JobRecord& j) {
 
 int SqliteStore::requeue_running() {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "UPDATE jobs SET state='queued', progress=0 WHERE state='running'");
+  Stmt s(db_, *cache_, "UPDATE jobs SET state='queued', progress=0 WHERE state='running'");
   s.step();
   return sqlite3_changes(db_);
 }
 
 std::vector<JobRecord> SqliteStore::queued_jobs() {
   std::lock_guard lk(mu_);
-  Stmt s(db_, (std::string("SELECT ") + kJobCols + " FROM jobs WHERE state='queued' ORDER BY seq").c_str());
+  Stmt s(db_, *cache_, (std::string("SELECT ") + kJobCols + " FROM jobs WHERE state='queued' ORDER BY seq").c_str());
   std::vector<JobRecord> out;
   while (s.step()) out.push_back(read_job(s));
   return out;
@@ -244,7 +321,7 @@ std::vector<JobRecord> SqliteStore::queued_jobs() {
 
 std::map<std::string, int64_t> SqliteStore::count_jobs_by_state() {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  Stmt s(db_, *cache_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
   std::map<std::string, int64_t> out;
   while (s.step()) out[s.text(0)] = s.i64(1);
   return out;
@@ -252,14 +329,14 @@ std::map<std::string, int64_t> SqliteStore::count_jobs_by_state() {
 
 void SqliteStore::insert_artifact(const ArtifactRecord& a) {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "INSERT OR IGNORE INTO artifacts(sha256,size_bytes,job_id,method,created_unix) VALUES(?,?,?,?,?)");
+  Stmt s(db_, *cache_, "INSERT OR IGNORE INTO artifacts(sha256,size_bytes,job_id,method,created_unix) VALUES(?,?,?,?,?)");
   s.bind(1, a.sha256).bind(2, static_cast<int64_t>(a.size_bytes)).bind(3, a.job_id).bind(4, a.method)
       .bind(5, a.created_unix).step();
 }
 
 std::optional<ArtifactRecord> SqliteStore::get_artifact(const std::string& sha256) {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "SELECT sha256,size_bytes,job_id,method,created_unix FROM artifacts WHERE sha256=?");
+  Stmt s(db_, *cache_, "SELECT sha256,size_bytes,job_id,method,created_unix FROM artifacts WHERE sha256=?");
   s.bind(1, sha256);
   if (!s.step()) return std::nullopt;
   ArtifactRecord a;
@@ -270,7 +347,7 @@ std::optional<ArtifactRecord> SqliteStore::get_artifact(const std::string& sha25
 
 void SqliteStore::insert_model_version(ModelVersion& v) {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "INSERT INTO model_versions(model,tag,artifact_sha256,job_id,size_bytes,created_unix) VALUES(?,?,?,?,?,?)");
+  Stmt s(db_, *cache_, "INSERT INTO model_versions(model,tag,artifact_sha256,job_id,size_bytes,created_unix) VALUES(?,?,?,?,?,?)");
   s.bind(1, v.model).bind(2, v.tag).bind(3, v.artifact_sha256).bind(4, v.job_id)
       .bind(5, static_cast<int64_t>(v.size_bytes)).bind(6, v.created_unix).step();
   v.seq = sqlite3_last_insert_rowid(db_);
@@ -278,7 +355,7 @@ void SqliteStore::insert_model_version(ModelVersion& v) {
 
 std::vector<std::string> SqliteStore::list_models() {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "SELECT DISTINCT model FROM model_versions ORDER BY model");
+  Stmt s(db_, *cache_, "SELECT DISTINCT model FROM model_versions ORDER BY model");
   std::vector<std::string> out;
   while (s.step()) out.push_back(s.text(0));
   return out;
@@ -286,7 +363,7 @@ std::vector<std::string> SqliteStore::list_models() {
 
 std::vector<ModelVersion> SqliteStore::model_versions(const std::string& model) {
   std::lock_guard lk(mu_);
-  Stmt s(db_,
+  Stmt s(db_, *cache_,
          "SELECT seq,model,tag,artifact_sha256,job_id,size_bytes,created_unix FROM model_versions WHERE model=?"
          " ORDER BY seq DESC");
   s.bind(1, model);
@@ -297,7 +374,7 @@ std::vector<ModelVersion> SqliteStore::model_versions(const std::string& model) 
 
 void SqliteStore::insert_report(ReportRecord& r) {
   std::lock_guard lk(mu_);
-  Stmt s(db_, "INSERT INTO reports(device,model,tag,artifact_sha256,created_unix,report_json) VALUES(?,?,?,?,?,?)");
+  Stmt s(db_, *cache_, "INSERT INTO reports(device,model,tag,artifact_sha256,created_unix,report_json) VALUES(?,?,?,?,?,?)");
   s.bind(1, r.device).bind(2, r.model).bind(3, r.tag).bind(4, r.artifact_sha256).bind(5, r.created_unix)
       .bind(6, r.report_json).step();
   r.id = sqlite3_last_insert_rowid(db_);
@@ -305,7 +382,7 @@ void SqliteStore::insert_report(ReportRecord& r) {
 
 std::vector<ReportRecord> SqliteStore::list_reports(const ReportFilter& f) {
   std::lock_guard lk(mu_);
-  Stmt s(db_,
+  Stmt s(db_, *cache_,
          "SELECT id,device,model,tag,artifact_sha256,created_unix,report_json FROM reports WHERE"
          " (?1 = '' OR device = ?1) AND (?2 = '' OR model = ?2) AND (?3 = '' OR tag = ?3)"
          " AND (?4 = 0 OR created_unix >= ?4) AND (?5 = 0 OR created_unix <= ?5) ORDER BY id DESC LIMIT ?6");

@@ -1,7 +1,8 @@
 // MetadataStore on one SQLite database file (WAL journal, synchronous=NORMAL, foreign keys on).
 // Invariant: the schema version in `schema_migrations` equals the number of applied migrations;
 // opening a database runs the missing migrations in order, each in its own transaction.
-// One connection guarded by a mutex: statements are short point reads/writes.
+// One connection guarded by a mutex: statements are short point reads/writes, prepared once and
+// cached by SQL text.
 #pragma once
 #include <memory>
 #include <mutex>
@@ -47,10 +48,13 @@ class SqliteStore : public MetadataStore {
   /// The migrations in order (exposed for tests).
   static int latest_schema_version();
 
+  struct StmtCache;
+
  private:
   void exec(const char* sql);
   void migrate();
   std::mutex mu_;
+  std::unique_ptr<StmtCache> cache_;  ///< finalized before sqlite3_close
   sqlite3* db_ = nullptr;
   std::string path_;
 };

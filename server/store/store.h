@@ -26,7 +26,7 @@ struct JobRecord {
   int64_t seq = 0;           ///< insertion order (cursor for pagination); set by the store
   std::string upload;
   std::string method;
-  std::string spec_json;     ///< the accepted request: {upload, tensors, method, params, publish, priority, quality_gate}
+  std::string spec_pb;       ///< the accepted request: a serialized tensorslm.v1.JobSpec (proto/job.proto)
   int priority = 0;          ///< higher runs first
   std::string state;         ///< queued | running | succeeded | failed | canceled
   double progress = 0;       ///< 0..1

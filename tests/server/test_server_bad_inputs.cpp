@@ -261,5 +261,36 @@ TEST_F(BadInputs, ModelDirectoryTarIsAccepted) {
   auto bad = POST(port(), "/v1/jobs", whole.dump());
   EXPECT_EQ(bad.status, 422);
   EXPECT_EQ(bad.js()["field"], "quality_gate.max_kl");
+
+  // Whole-model jobs are checked against the model at POST (nothing queued): params against every
+  // selected tensor's shape (modes 7 x 9 do not make the 64 inputs of mlp.c_fc), a regex that
+  // matches nothing, calibration of a method that has none.
+  const int64_t jobs_before = count_rows(dir() + "/tensorslm.db", "jobs");
+  auto expect_422 = [&](const json& body, const std::string& field, const std::string& needle) {
+    auto res = POST(port(), "/v1/jobs", body.dump());
+    expect_problem(res, 422, needle);
+    EXPECT_EQ(res.js().value("field", ""), field) << res.body;
+  };
+  const json model_job = {{"upload", r.js()["id"]}, {"method", "saten"}, {"whole_model", true}, {"tensors", R"(mlp\..*weight$)"}};
+  json p = model_job;
+  p["params"] = {{"in_modes", {7, 9}}, {"out_modes", {16, 16}}};
+  expect_422(p, "params.in_modes", "mlp.c_fc.weight");
+  p = model_job;
+  p["tensors"] = "no_such_tensor";
+  expect_422(p, "tensors", "no 2-D float tensor");
+  p = model_job;
+  p["method"] = "tt-token";
+  p["calibrate"] = json::object();
+  expect_422(p, "calibrate", "saten only");
+  EXPECT_EQ(count_rows(dir() + "/tensorslm.db", "jobs"), jobs_before);
+
+  // A calibrated whole-model saten job runs in the service and records how it was calibrated.
+  p = model_job;
+  p["params"] = {{"ranks", 4}, {"sparsity", "2:4"}};
+  p["calibrate"] = {{"sequences", 2}, {"adam_steps", 5}, {"whitening", "diagonal"}};
+  auto cal = POST(port(), "/v1/jobs?wait=120", p.dump());
+  ASSERT_EQ(cal.js()["state"], "succeeded") << cal.body;
+  EXPECT_EQ(cal.js()["spec"]["calibrate"]["whitening"], "diagonal");
+  EXPECT_GT(cal.js()["result"]["quality"]["tokens"].get<int>(), 0) << cal.body;
   EXPECT_EQ(count_files(dir() + "/tmp"), 0);
 }

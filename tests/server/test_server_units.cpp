@@ -2,6 +2,7 @@
 // order and bound, the SQLite store (migrations, recovery, pagination), the blob store's atomicity,
 // config layering, job-spec validation, report percentiles, the Prometheus text.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
@@ -87,7 +88,7 @@ TEST(SqliteStore, MigratesRecoversAndPaginates) {
       j.id = "j_" + std::to_string(i);
       j.upload = "u";
       j.method = "tt-token";
-      j.spec_json = "{}";
+      j.spec_pb = "";
       j.state = i < 2 ? "running" : "queued";
       s.insert_job(j);
       EXPECT_EQ(j.seq, i + 1);
@@ -119,6 +120,71 @@ TEST(SqliteStore, MigratesRecoversAndPaginates) {
   EXPECT_EQ(s.blob_refs(u.sha256), 1);
   EXPECT_TRUE(s.delete_upload("u_1"));
   EXPECT_EQ(s.blob_refs(u.sha256), 0);
+}
+
+// A database written by a version-2 server (job specs as JSON text) is migrated in place: each
+// spec becomes a serialized tensorslm.v1.JobSpec that means the same request; a spec that cannot be
+// converted stops the migration (nothing half-migrated) with the job named.
+TEST(SqliteStore, Migration3ConvertsJsonSpecsToProto) {
+  Tmp t;
+  auto make_v2 = [&](const std::string& db, const std::string& spec_json) {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    const std::string sql = R"sql(
+CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_unix INTEGER NOT NULL);
+INSERT INTO schema_migrations VALUES (1, 0), (2, 0);
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, upload TEXT NOT NULL, method TEXT NOT NULL,
+  spec_json TEXT NOT NULL, priority INTEGER NOT NULL, state TEXT NOT NULL, progress REAL NOT NULL,
+  error TEXT NOT NULL, result_json TEXT NOT NULL, timings_json TEXT NOT NULL, attempts INTEGER NOT NULL,
+  created_unix INTEGER NOT NULL, started_unix INTEGER NOT NULL, finished_unix INTEGER NOT NULL);
+CREATE INDEX jobs_state ON jobs(state);
+INSERT INTO jobs(id,upload,method,spec_json,priority,state,progress,error,result_json,timings_json,attempts,
+  created_unix,started_unix,finished_unix) VALUES ('j_1','u_1','saten',')sql" + spec_json + R"sql(',5,'queued',0,'','','',0,1,0,0);
+)sql";
+    ASSERT_EQ(sqlite3_exec(h, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(h);
+    sqlite3_close(h);
+  };
+  const nlohmann::json spec = {{"upload", "u_1"}, {"method", "saten"}, {"tensors", {"fc1"}}, {"params", {{"ranks", 4}}},
+                               {"priority", 5}, {"publish", {{"model", "m"}, {"tag", "v1"}}},
+                               {"quality_gate", {{"max_kl", 0.5}}}, {"whole_model", true}};
+  make_v2(t.path + "/old.db", spec.dump());
+  {
+    SqliteStore s(t.path + "/old.db");
+    EXPECT_EQ(s.schema_version(), SqliteStore::latest_schema_version());
+    auto j = s.get_job("j_1");
+    ASSERT_TRUE(j);
+    EXPECT_EQ(stored_job_spec(j->spec_pb).to_json(), parse_job_spec(spec).to_json());
+    EXPECT_EQ(j->priority, 5);
+  }
+  make_v2(t.path + "/bad.db", "{\"method\": 1}");
+  try {
+    SqliteStore s(t.path + "/bad.db");
+    ADD_FAILURE() << "migration accepted an unconvertible spec";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("j_1"), std::string::npos) << e.what();
+  }
+  sqlite3* h = nullptr;
+  sqlite3_open((t.path + "/bad.db").c_str(), &h);
+  EXPECT_EQ(sqlite3_exec(h, "SELECT spec_json FROM jobs", nullptr, nullptr, nullptr), SQLITE_OK);  // rolled back
+  sqlite3_close(h);
+}
+
+TEST(JobSpec, ProtoRoundTripKeepsEveryField) {
+  const nlohmann::json body = {{"upload", "u_1"}, {"method", "saten"}, {"tensors", {"a", "b.*"}},
+                               {"params", {{"ranks", {4, 8}}, {"sparsity", "2:4"}}}, {"priority", -3},
+                               {"publish", {{"model", "m"}, {"tag", "v2"}}},
+                               {"quality_gate", {{"max_rel_error", 0.25}, {"max_kl", 0.1}}}, {"whole_model", true},
+                               {"calibrate", {{"sequences", 3}, {"adam_steps", 7}, {"whitening", "diagonal"}}}};
+  const JobSpec s = parse_job_spec(body);
+  std::string bytes;
+  ASSERT_TRUE(s.to_proto().SerializeToString(&bytes));
+  EXPECT_EQ(stored_job_spec(bytes).to_json(), s.to_json());
+  EXPECT_EQ(s.to_json()["calibrate"]["adam_steps"], 7);
+  EXPECT_THROW(stored_job_spec("\xff\xff\xff"), FormatError);
+  tensorslm::v1::JobSpec p;
+  p.set_params_json("{not json");
+  EXPECT_THROW(JobSpec::from_proto(p), FormatError);
 }
 
 TEST(BlobStore, SinkHashesAndLeavesNothingUnlessAdopted) {
@@ -205,6 +271,11 @@ TEST(JobSpec, ValidatesFieldByField) {
   EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"publish", {{"model", "a/b"}, {"tag", "v"}}}}), "publish.model");
   EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"quality_gate", {{"max_x", 1}}}}), "quality_gate.max_x");
   EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"tensors", {1, 2}}}), "tensors");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "saten"}, {"calibrate", nlohmann::json::object()}}), "calibrate");  // not whole-model
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "saten"}, {"whole_model", true}, {"calibrate", {{"sequences", 0}}}}),
+            "calibrate.sequences");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "saten"}, {"whole_model", true}, {"calibrate", {{"whitening", "pca"}}}}),
+            "calibrate.whitening");
   EXPECT_FALSE(is_safe_name(".."));
   EXPECT_FALSE(is_safe_name("a/b"));
   EXPECT_TRUE(is_safe_name("gpt2-emb_v1.2"));
