@@ -53,8 +53,8 @@ StringResponse job_response(App& app, http::status status, const JobRecord& j, b
 }
 
 /// Answers with the job once it ends or after `wait_s` (200 when finished, else `pending_status`).
-void respond_when_done(App& app, const std::string& id, double wait_s, http::status pending_status, Respond respond,
-                       const std::string& location) {
+void respond_when_done(App& app, Request& req, const std::string& id, double wait_s, http::status pending_status,
+                       Respond respond, const std::string& location) {
   auto make = [&app, id, pending_status, location] {
     const JobRecord j = must_get(app, id);
     auto r = job_response(app, terminal(j.state) ? http::status::ok : pending_status, j);
@@ -62,20 +62,28 @@ void respond_when_done(App& app, const std::string& id, double wait_s, http::sta
     return r;
   };
   if (wait_s <= 0) return respond(make());
-  // Timer and completion share one strand: finish() never races the timer's handler.
+  // The timer, the job's completion and a client disconnect all run on one strand. Whichever comes
+  // first takes the reply; a disconnect drops it (and the connection it holds) at once.
   auto strand = boost::asio::make_strand(app.ioc);
   auto timer = std::make_shared<boost::asio::steady_timer>(strand, std::chrono::milliseconds(static_cast<int64_t>(wait_s * 1000)));
-  auto fired = std::make_shared<std::atomic<bool>>(false);
-  auto finish = [timer, fired, respond, make] {
-    if (fired->exchange(true)) return;
+  auto pending = std::make_shared<Respond>(std::move(respond));
+  auto finish = [timer, pending, make] {
+    if (!*pending) return;
+    Respond r = std::exchange(*pending, nullptr);
     timer->cancel();
     try {
-      respond(make());
+      r(make());
     } catch (const std::exception& e) {
-      respond(problem(http::status::internal_server_error, e.what()));
+      r(problem(http::status::internal_server_error, e.what()));
     }
   };
   timer->async_wait([finish](const boost::system::error_code&) { finish(); });
+  req.on_disconnect = [strand, timer, pending] {
+    boost::asio::post(strand, [timer, pending] {
+      *pending = nullptr;
+      timer->cancel();
+    });
+  };
   app.jobs->when_done(id, [strand, finish] { boost::asio::post(strand, finish); });
 }
 
@@ -129,7 +137,7 @@ void add_job_routes(App& app) {
       r.set(http::field::retry_after, "5");
       return respond(std::move(r));
     }
-    respond_when_done(app, j.id, wait_s, http::status::accepted, respond, "/v1/jobs/" + j.id);
+    respond_when_done(app, *req, j.id, wait_s, http::status::accepted, respond, "/v1/jobs/" + j.id);
   });
 
   app.router.add(http::verb::get, "/v1/jobs", Perm::Read, [&app](RequestPtr req, Respond respond) {
@@ -155,7 +163,7 @@ void add_job_routes(App& app) {
     double wait_s = query_number(*req, "wait", 0, 0, app.config.max_wait_s);
     const JobRecord j = must_get(app, req->params[0]);
     if (wait_s <= 0 || terminal(j.state)) return respond(job_response(app, http::status::ok, j));
-    respond_when_done(app, j.id, wait_s, http::status::ok, respond, "");
+    respond_when_done(app, *req, j.id, wait_s, http::status::ok, respond, "");
   });
 
   app.router.add(http::verb::delete_, "/v1/jobs/{id}", Perm::Jobs, [&app](RequestPtr req, Respond respond) {

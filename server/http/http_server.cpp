@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <sys/socket.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -318,8 +320,10 @@ class Session : public std::enable_shared_from_this<Session> {
       if (once->exchange(true)) return;
       asio::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->send(std::move(r)); });
     };
+    replied_ = once;
     try {
       route_->handler(req_, respond);
+      if (!once->load()) watch_for_disconnect(++watch_gen_);
     } catch (const HttpError& e) {
       respond(problem(e.status, e.what(), e.extra));
     } catch (const ParamError& e) {
@@ -336,6 +340,27 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  /// While a reply is pending, notice a client that closes its end: the socket turns readable
+  /// and a peek reads 0 bytes (EOF) or fails. Pipelined bytes end the watch (the client is there).
+  void watch_for_disconnect(uint64_t gen) {
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen](beast::error_code ec) {
+      if (gen != self->watch_gen_ || !self->replied_ || self->replied_->load() || !self->stream_.socket().is_open())
+        return;
+      char c;
+      ssize_t n = ec ? -1 : ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0) return;
+      if (n < 0 && !ec && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return self->watch_for_disconnect(gen);
+      if (self->replied_->exchange(true)) return;  // the reply won the race: it goes out as usual
+      spdlog::info("[{}] {} {}: client disconnected before the reply; dropping it", self->req_->request_id,
+                   http::to_string(self->req_->method), self->req_->target);
+      if (self->req_->on_disconnect) std::exchange(self->req_->on_disconnect, nullptr)();
+      self->status_ = 499;  // nginx's "client closed request"
+      self->sh_->metrics->observe_request(self->route_label_, self->status_,
+                                          std::chrono::duration<double>(Clock::now() - self->t0_).count());
+      self->close();
+    });
+  }
+
   void finish_early(StringResponse r) {
     // The body (if any) was not read: the connection cannot be reused.
     keep_alive_ = false;
@@ -343,6 +368,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void send(Response r) {
+    ++watch_gen_;  // a pending disconnect watch is stale now
     std::visit(
         [this](auto& msg) {
           msg.keep_alive(keep_alive_);
@@ -404,6 +430,8 @@ class Session : public std::enable_shared_from_this<Session> {
   const Route* route_ = nullptr;
   std::string route_label_;
   RequestPtr req_;
+  std::shared_ptr<std::atomic<bool>> replied_;  // the current request's "Respond was called" flag
+  uint64_t watch_gen_ = 0;                      // disconnect watches of older requests are ignored
   std::shared_ptr<void> res_;
   bool keep_alive_ = false;
   int status_ = 0;

@@ -34,6 +34,10 @@ struct Request {
   std::shared_ptr<BlobSink> upload;           ///< streaming routes: the body, already on disk and hashed
   Principal principal;
   std::string request_id;
+  /// A handler that holds its reply (?wait=) may set this, before it returns: the connection calls
+  /// it once, on its strand, when the client disconnects before the reply, so the handler can drop
+  /// the reply and free what it holds at once (not when the job ends). The reply is discarded.
+  std::function<void()> on_disconnect;
 
   std::string header(http::field f) const {
     auto it = headers.find(f);

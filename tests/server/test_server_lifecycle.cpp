@@ -38,6 +38,25 @@ TEST(ServerLifecycle, CancelQueuedAndRunningJobs) {
   std::string a = long_job(srv.port(), up);
   std::string b = long_job(srv.port(), up);  // queued behind a (one worker)
   ASSERT_EQ(poll_job(srv.port(), a, is_running)["state"], "running");
+
+  // A client that gives up on ?wait= is noticed at once (499 in the metrics, the reply dropped),
+  // not when the job ends.
+  {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket s(ioc);
+    s.connect({boost::asio::ip::make_address("127.0.0.1"), srv.port()});
+    boost::asio::write(s, boost::asio::buffer("GET /v1/jobs/" + a + "?wait=60 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const std::string gone = "tensorslm_http_requests_total{route=\"/v1/jobs/{id}\",status=\"499\"} 1";
+  std::string metrics;
+  for (int i = 0; i < 100 && metrics.find(gone) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    metrics = GET(srv.port(), "/metrics").body;
+  }
+  EXPECT_NE(metrics.find(gone), std::string::npos) << metrics;
+  EXPECT_EQ(GET(srv.port(), "/v1/jobs/" + a).js()["state"], "running");
+
   auto rb = http_request(srv.port(), http::verb::delete_, "/v1/jobs/" + b);
   EXPECT_EQ(rb.status, 200) << rb.body;
   EXPECT_EQ(rb.js()["state"], "canceled");
