@@ -1,6 +1,9 @@
 #include "saten/sparse_residual.h"
 
 #include <algorithm>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include <cmath>
 #include <numeric>
 
@@ -75,16 +78,59 @@ MatrixRM SparseResidual::dense() const {
   return W;
 }
 
+namespace {
+
+/// sum_p values[p] * x[col[p]] over p in [b, e): eight partial sums (AVX2 gathers where the build
+/// has them) instead of one dependent chain of adds.
+float row_dot(const float* values, const int32_t* col, int64_t b, int64_t e, const float* x) {
+  int64_t p = b;
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 acc = _mm256_setzero_ps();
+  for (; p + 8 <= e; p += 8) {
+    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(col + p));
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(values + p), _mm256_i32gather_ps(x, idx, 4), acc);
+  }
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  float sum = _mm_cvtss_f32(h);
+#else
+  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (; p + 8 <= e; p += 8)
+    for (int k = 0; k < 8; ++k) a[k] += values[p + k] * x[col[p + k]];
+  float sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+#endif
+  for (; p < e; ++p) sum += values[p] * x[col[p]];
+  return sum;
+}
+
+}  // namespace
+
 void SparseResidual::apply_add(const float* x, int64_t n, float* y) const {
-  if (nnz() == 0) return;
-#pragma omp parallel for schedule(static) if (nnz() * n > (int64_t(1) << 16))
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t b = row_ptr[r], e = row_ptr[r + 1];
-    for (int64_t t = 0; t < n; ++t) {
-      const float* xt = x + t * cols;
-      float acc = 0.f;
-      for (int64_t p = b; p < e; ++p) acc += values[p] * xt[col[p]];
-      y[t * rows + r] += acc;
+  if (nnz() == 0 || n <= 0) return;
+  const bool par = nnz() * n > (int64_t(1) << 16);
+  if (n == 1) {
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t r = 0; r < rows; ++r) y[r] += row_dot(values.data(), col.data(), row_ptr[r], row_ptr[r + 1], x);
+    return;
+  }
+  // Batches: x transposed to (cols, n) once, so every kept entry is one contiguous n-wide
+  // multiply-add (vectorised) instead of n scattered loads.
+  std::vector<float> xt(size_t(cols * n));  // (cols, n)
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t c = 0; c < cols; ++c) xt[size_t(c * n + t)] = x[t * cols + c];
+#pragma omp parallel if (par)
+  {
+    std::vector<float> acc(static_cast<size_t>(n));  // (n) one output row for every batch row
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t p = row_ptr[r]; p < row_ptr[r + 1]; ++p) {
+        const float v = values[size_t(p)];
+        const float* src = xt.data() + int64_t(col[size_t(p)]) * n;
+        for (int64_t t = 0; t < n; ++t) acc[size_t(t)] += v * src[t];
+      }
+      for (int64_t t = 0; t < n; ++t) y[t * rows + r] += acc[size_t(t)];
     }
   }
 }
