@@ -141,7 +141,9 @@ struct SubmitArgs {
   std::vector<std::string> params, tensors;
   int priority = 0;
   double wait = -1;  ///< < 0: do not wait
-  bool whole_model = false;
+  bool whole_model = false, calibrate = false;
+  int calib_sequences = 8, adam_steps = 50;
+  std::string whitening = "cholesky";
 };
 
 void print_job_line(const json& j) {
@@ -167,6 +169,8 @@ void cmd_submit(const SubmitArgs& a) {
   if (!a.tensors.empty()) body["tensors"] = a.tensors;
   if (a.priority) body["priority"] = a.priority;
   if (a.whole_model) body["whole_model"] = true;
+  if (a.calibrate)
+    body["calibrate"] = {{"sequences", a.calib_sequences}, {"adam_steps", a.adam_steps}, {"whitening", a.whitening}};
   if (!a.publish.empty()) {
     auto c2 = a.publish.find(':');
     body["publish"] = {{"model", a.publish.substr(0, c2)}};
@@ -294,6 +298,10 @@ void add_remote_commands(CLI::App& app) {
   s->add_option("--publish", sb.publish, "publish the artifact as MODEL[:TAG] for agents");
   s->add_option("--priority", sb.priority, "higher runs first (-100..100)");
   s->add_flag("--whole-model", sb.whole_model, "compress a model upload into a whole-model artifact");
+  s->add_flag("--calibrate", sb.calibrate, "whole-model saten: fit each layer in the norm of its inputs, then Adam");
+  s->add_option("--calib-sequences", sb.calib_sequences, "self-sampled calibration sequences (default 8)");
+  s->add_option("--adam-steps", sb.adam_steps, "Adam steps per layer after the fit (default 50)");
+  s->add_option("--whitening", sb.whitening, "cholesky | diagonal (default cholesky)");
   s->add_option("--wait", sb.wait, "wait until the job ends (optionally at most SECONDS); exit 1 unless it succeeded")
       ->expected(0, 1)
       ->default_str("0");

@@ -97,6 +97,10 @@ TEST(CliRemote, UploadSubmitModelsDownloadReports) {
   EXPECT_NE(down.out.find("cannot connect"), std::string::npos) << down.out;
   CmdResult bad_param = run("submit --upload " + upload + " --method tt-token --param noequals" + S);
   EXPECT_EQ(bad_param.rc, 1);
+  // --calibrate reaches the server, which refuses it for a method without calibration at POST.
+  CmdResult bad_cal = run("submit --upload " + upload + " --method tt-token --whole-model --calibrate --adam-steps 3" + S);
+  EXPECT_EQ(bad_cal.rc, 1);
+  EXPECT_NE(bad_cal.out.find("saten only"), std::string::npos) << bad_cal.out;
   srv.stop();
   fs::remove_all(work);
 }
