@@ -13,6 +13,7 @@ using Map = Eigen::Map<MatrixRM>;
 
 SatenOperator::SatenOperator(SatenFactors f) : f_(std::move(f)) {
   f_.validate();
+  if ((packed_ = Packed2of4::from(f_.sparse))) f_.sparse = SparseResidual::empty(f_.sparse.rows, f_.sparse.cols);
   const auto& tt = f_.tt;
   const auto& L = f_.layout;
   const int d = tt.order();
@@ -45,7 +46,10 @@ void SatenOperator::forward(const float* x, int64_t n, float* y) const {
     forward_saten(x, n, y);
   else
     forward_mpo(x, n, y);
-  f_.sparse.apply_add(x, n, y);
+  if (packed_)
+    packed_->apply_add(x, n, y);
+  else
+    f_.sparse.apply_add(x, n, y);
 }
 
 void SatenOperator::forward_saten(const float* x, int64_t n, float* y) const {
@@ -114,6 +118,7 @@ uint64_t SatenOperator::resident_bytes() const {
   for (const auto& c : f_.tt.cores) b += c.size() * sizeof(float);
   for (const auto& c : perm_) b += c.size() * sizeof(float);
   b += f_.sparse.values.size() * (sizeof(float) + sizeof(int32_t)) + f_.sparse.row_ptr.size() * sizeof(int64_t);
+  if (packed_) b += packed_->resident_bytes();
   return b;
 }
 
@@ -121,7 +126,7 @@ double SatenOperator::flops_per_row() const {
   const auto& tt = f_.tt;
   const auto& L = f_.layout;
   const int d = tt.order();
-  double fl = double(f_.sparse.nnz());
+  double fl = packed_ ? double(packed_->macs_per_row()) : double(f_.sparse.nnz());
   if (L.kind == SatenLayoutKind::Saten) {
     const int a = L.input_cores();
     const int64_t ra = tt.ranks[a];

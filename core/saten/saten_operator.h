@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <vector>
 
+#include <optional>
+
+#include "saten/packed_2of4.h"
 #include "saten/saten_factors.h"
 
 namespace tsm {
@@ -20,7 +23,6 @@ class SatenOperator {
   int64_t out_features() const { return f_.layout.d_out; }
   /// y = x W_hat^T; x (n, d_in), y (n, d_out), y overwritten.
   void forward(const float* x, int64_t n, float* y) const;
-  const SatenFactors& factors() const { return f_; }
   /// Floats held: cores (as stored) + permuted copies + sparse values and indices.
   uint64_t resident_bytes() const;
   /// Multiply-adds of one forward() per batch row (for the benchmark's break-even analysis).
@@ -34,6 +36,8 @@ class SatenOperator {
   // saten: core a-1 as (i_a, r_{a-1} * r_a); other cores used as stored.
   // mpo: core k as (o_k * r_k, r_{k-1} * i_k).
   std::vector<std::vector<float>> perm_;
+  // The sparse part packed as 2:4 when that is its smaller form (then f_.sparse's CSR is emptied).
+  std::optional<Packed2of4> packed_;
 };
 
 }  // namespace tsm

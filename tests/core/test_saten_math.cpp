@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "saten/saten_calibrate.h"
 #include "saten/saten_fit.h"
+#include "saten/packed_2of4.h"
 #include "saten/saten_operator.h"
 
 using namespace tsm;
@@ -193,6 +194,45 @@ TEST(SatenOperator, FactorizedApplyEqualsDenseProduct) {
       EXPECT_LT((Y - Yref).norm(), 1e-4 * Yref.norm()) << layout_name(c.kind) << " order " << c.order << " n " << n;
     }
     EXPECT_GT(op.flops_per_row(), 0);
+  }
+}
+
+// The packed 2:4 apply (two permutes and a blend per 16 inputs) equals the CSR apply, also with
+// groups that keep fewer than 2 entries (zero padding); it declines what it cannot or should not
+// hold; and a 2:4 Saten operator that uses it still equals the dense product.
+TEST(SatenSparse, Packed2of4MatchesCsrApply) {
+  const MatrixRM E = randn(40, 64, 21);
+  const SparseResidual full = select_sparse(E, SparsitySpec::parse("2:4", 0));
+  SparseResidual s = SparseResidual::empty(40, 64);  // 2:4 with every entry in a column % 5 == 0 dropped
+  for (int64_t r = 0; r < s.rows; ++r) {
+    for (int64_t q = full.row_ptr[size_t(r)]; q < full.row_ptr[size_t(r + 1)]; ++q)
+      if (full.col[size_t(q)] % 5 != 0) s.col.push_back(full.col[size_t(q)]), s.values.push_back(full.values[size_t(q)]);
+    s.row_ptr[size_t(r + 1)] = s.nnz();
+  }
+  s.validate();
+  const auto packed = Packed2of4::from(s);
+  ASSERT_TRUE(packed.has_value());
+  EXPECT_LT(packed->resident_bytes(), uint64_t(s.nnz()) * 8);
+  for (int64_t n : {1, 3}) {
+    const MatrixRM X = randn(n, 64, 22);
+    MatrixRM Y1 = randn(n, 40, 23), Y2 = Y1;
+    s.apply_add(X.data(), n, Y1.data());
+    packed->apply_add(X.data(), n, Y2.data());
+    EXPECT_LT((Y1 - Y2).norm(), 1e-5 * Y1.norm()) << "n " << n;
+  }
+  EXPECT_FALSE(Packed2of4::from(select_sparse(E, SparsitySpec::parse("3:4", 0))));           // 3 in a group
+  EXPECT_FALSE(Packed2of4::from(select_sparse(randn(40, 60, 24), SparsitySpec::parse("2:4", 0))));  // 60 % 16
+  EXPECT_FALSE(Packed2of4::from(select_sparse(E, SparsitySpec::parse("unstructured", 0.05))));  // CSR is smaller
+
+  const MatrixRM W = weight_like(48, 64, 25);
+  const auto f = saten_fit(W, opts(make_saten_layout(SatenLayoutKind::Saten, 48, 64, 3), {4, 4}, "2:4", 0));
+  SatenOperator op(f);
+  for (int64_t n : {1, 5}) {
+    const MatrixRM X = randn(n, 64, 26);
+    MatrixRM Y(n, 48);
+    op.forward(X.data(), n, Y.data());
+    const MatrixRM Yref = X * f.reconstruct().transpose();
+    EXPECT_LT((Y - Yref).norm(), 1e-4 * Yref.norm()) << "n " << n;
   }
 }
 
