@@ -58,6 +58,7 @@ void Agent::load_state() {
       s.sha256 = v.value("sha256", "");
       s.path = v.value("path", "");
       s.rejected_sha = v.value("rejected_sha", "");
+      s.measured_unix = v.value("measured_unix", int64_t{0});
       if (!s.path.empty() && !fs::exists(s.path)) s = ModelState{};  // file lost: fetch again
       state_[name] = s;
     }
@@ -69,7 +70,8 @@ void Agent::load_state() {
 void Agent::save_state() {
   json m = json::object();
   for (const auto& [name, s] : state_)
-    m[name] = {{"tag", s.tag}, {"sha256", s.sha256}, {"path", s.path}, {"rejected_sha", s.rejected_sha}};
+    m[name] = {{"tag", s.tag}, {"sha256", s.sha256}, {"path", s.path}, {"rejected_sha", s.rejected_sha},
+               {"measured_unix", s.measured_unix}};
   write_file_atomic((fs::path(cfg_.data_dir) / "state.json").string(), json{{"models", m}}.dump(2));
 }
 
@@ -125,7 +127,7 @@ void Agent::cycle_model(const FollowedModel& m, CycleStats& st) {
     if (!cur.sha256.empty()) r.headers["If-None-Match"] = "\"" + cur.sha256 + "\"";
     HttpResponse res = http_.send(r);
     ++st.polled;
-    if (res.status == 304) return;
+    if (res.status == 304) return maybe_remeasure(m, st);
     if (res.status >= 400) throw HttpError(res.status, "GET " + r.target + ": HTTP " + std::to_string(res.status) + ": " + problem_text(res.body), res.body);
     manifest = json::parse(res.body);
   } else {
@@ -143,8 +145,8 @@ void Agent::cycle_model(const FollowedModel& m, CycleStats& st) {
   const uint64_t size = manifest.value("size_bytes", manifest.value("size", uint64_t(0)));
   std::string url = manifest.value("url", "/v1/artifacts/" + sha);
   if (sha.size() != 64) throw Error("manifest of '" + m.name + "' has no sha256");
-  if (sha == cur.sha256) return;  // same artifact (a tagged lookup has no ETag)
-  if (sha == cur.rejected_sha) return;  // already reported; wait for a new version
+  if (sha == cur.sha256) return maybe_remeasure(m, st);  // same artifact (a tagged lookup has no ETag)
+  if (sha == cur.rejected_sha) return maybe_remeasure(m, st);  // already reported; wait for a new version
   if (url.rfind("http", 0) == 0) url = url.substr(parse_url(url).origin().size());  // same server, path only
 
   // 2. Download to models/<sha>.tsm (temp file, verified, renamed); the previous file stays.
@@ -168,6 +170,35 @@ void Agent::cycle_model(const FollowedModel& m, CycleStats& st) {
   }
 
   // 3. Load + workload on the new artifact. A failure to load keeps the previous model.
+  tensorslm::v1::DeviceReport rep;
+  try {
+    rep = measure(m, tag, sha, dest);
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove(dest, ec);
+    reject(std::string("model does not load or run: ") + e.what());
+    return;
+  }
+  // 4. Adopt: the new artifact is the current one; the previous file goes.
+  const std::string old_path = cur.path;
+  cur.sha256 = sha;
+  cur.tag = tag;
+  cur.path = dest;
+  cur.rejected_sha.clear();
+  cur.measured_unix = static_cast<int64_t>(std::time(nullptr));
+  save_state();
+  if (!old_path.empty() && old_path != dest) {
+    std::error_code ec;
+    fs::remove(old_path, ec);
+  }
+  report(std::move(rep));
+  ++st.updated;
+  ++st.workloads;
+  log_line("model " + m.name + ": now at " + sha + " (tag " + tag + ")");
+}
+
+tensorslm::v1::DeviceReport Agent::measure(const FollowedModel& m, const std::string& tag, const std::string& sha,
+                                           const std::string& path) {
   struct MeterRun {  // the meter samples for the duration of this model's measurements only
     EnergyMeter* m;
     explicit MeterRun(EnergyMeter* x) : m(x) { if (m) m->start(); }
@@ -183,39 +214,41 @@ void Agent::cycle_model(const FollowedModel& m, CycleStats& st) {
   w->set_threads(static_cast<uint32_t>(cfg_.workload.threads));
   w->set_embedding(cfg_.runtime.embedding);
   w->set_head(cfg_.runtime.head);
-  try {
-    WorkloadInput in{dest, "compressed", cfg_.runtime.embedding, cfg_.runtime.head, cfg_.runtime.base_model_dir};
-    *rep.add_runs() = run_workload(in, cfg_.workload, meter_.get(), idle_w, &stop_);
-    w->set_prompts(static_cast<uint32_t>(rep.runs(0).queries_size() / std::max(1, cfg_.workload.repetitions)));
-  } catch (const std::exception& e) {
-    std::error_code ec;
-    fs::remove(dest, ec);
-    reject(std::string("model does not load or run: ") + e.what());
-    return;
-  }
+  WorkloadInput in{path, "compressed", cfg_.runtime.embedding, cfg_.runtime.head, cfg_.runtime.base_model_dir};
+  *rep.add_runs() = run_workload(in, cfg_.workload, meter_.get(), idle_w, &stop_);
+  w->set_prompts(static_cast<uint32_t>(rep.runs(0).queries_size() / std::max(1, cfg_.workload.repetitions)));
   if (cfg_.workload.dense_ab && !stop_) {
     try {
-      WorkloadInput in{dest, "dense", "dense", "materialize", cfg_.runtime.base_model_dir};
-      *rep.add_runs() = run_workload(in, cfg_.workload, meter_.get(), idle_w, &stop_);
+      WorkloadInput dense{path, "dense", "dense", "materialize", cfg_.runtime.base_model_dir};
+      *rep.add_runs() = run_workload(dense, cfg_.workload, meter_.get(), idle_w, &stop_);
     } catch (const std::exception& e) {
       log_line("model " + m.name + ": dense A/B run failed: " + e.what());
     }
   }
-  // 4. Adopt: the new artifact is the current one; the previous file goes.
-  const std::string old_path = cur.path;
-  cur.sha256 = sha;
-  cur.tag = tag;
-  cur.path = dest;
-  cur.rejected_sha.clear();
-  save_state();
-  if (!old_path.empty() && old_path != dest) {
-    std::error_code ec;
-    fs::remove(old_path, ec);
+  return rep;
+}
+
+void Agent::maybe_remeasure(const FollowedModel& m, CycleStats& st) {
+  ModelState& cur = state_[m.name];
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  if (cfg_.remeasure_interval_s <= 0 || cur.sha256.empty() || stop_ ||
+      now - cur.measured_unix < cfg_.remeasure_interval_s)
+    return;
+  try {
+    auto rep = measure(m, cur.tag, cur.sha256, cur.path);
+    cur.measured_unix = now;
+    save_state();
+    report(std::move(rep));
+    ++st.workloads;
+    log_line("model " + m.name + ": re-measured " + cur.sha256);
+  } catch (const std::exception& e) {  // the model ran before: report the failure, try again next interval
+    cur.measured_unix = now;
+    save_state();
+    auto rep = base_report(m.name, cur.tag, cur.sha256);
+    rep.set_error(std::string("re-measurement failed: ") + e.what());
+    report(std::move(rep));
+    st.errors.push_back(m.name + ": re-measurement failed: " + e.what());
   }
-  report(std::move(rep));
-  ++st.updated;
-  ++st.workloads;
-  log_line("model " + m.name + ": now at " + sha + " (tag " + tag + ")");
 }
 
 CycleStats Agent::run_once() {

@@ -66,7 +66,7 @@ AgentConfig parse_agent_config(const std::string& text) {
   } catch (const json::parse_error& e) {
     throw FormatError(std::string("agent config is not valid JSON: ") + e.what());
   }
-  only_keys(j, "", {"server", "token", "token_file", "device_id", "models", "poll_interval_s", "data_dir",
+  only_keys(j, "", {"server", "token", "token_file", "device_id", "models", "poll_interval_s", "remeasure_interval_s", "data_dir",
                     "spool_max_reports", "http", "workload", "runtime", "energy"});
   AgentConfig c;
   c.http.server = str(j, "server", "", c.http.server);
@@ -89,6 +89,7 @@ AgentConfig parse_agent_config(const std::string& text) {
     }
   }
   c.poll_interval_s = number<int>(j, "poll_interval_s", "", c.poll_interval_s, 1, 86400 * 7);
+  c.remeasure_interval_s = number<int>(j, "remeasure_interval_s", "", c.remeasure_interval_s, 0, 86400 * 365);
   c.data_dir = str(j, "data_dir", "", c.data_dir);
   c.spool_max_reports = number<size_t>(j, "spool_max_reports", "", c.spool_max_reports, 1, 1e7);
   if (j.contains("http")) {

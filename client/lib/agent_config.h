@@ -41,6 +41,7 @@ struct AgentConfig {
   std::string device_id;                ///< empty = host name
   std::vector<FollowedModel> models;
   int poll_interval_s = 300;
+  int remeasure_interval_s = 0;         ///< > 0: run the workload again on the current artifact this often
   std::string data_dir = "/var/lib/tensorslm-agent";  ///< models/, spool/, state.json
   size_t spool_max_reports = 1000;
   WorkloadConfig workload;

@@ -207,6 +207,43 @@ TEST_F(AgentServer, ServerDownSpoolsThenDeliversOnceInOrder) {
   fs::remove_all(work);
 }
 
+// remeasure_interval_s: an unchanged model is measured again once the interval has passed (and not
+// before), the report names the same artifact, and the clock survives a restart (state.json).
+TEST_F(AgentServer, RemeasuresTheCurrentModelOnItsInterval) {
+  auto work = fresh("remeasure");
+  ServerProcess srv((work / "server").string());
+  ASSERT_TRUE(srv.start());
+  HttpClient c(opts(srv.url()));
+  const std::string sha = publish(c, upload_fixture(c, work), "model-r", "v1", 0.3);
+  json cj = json::parse(agent_config_json(srv.url(), work / "agent", {"model-r"}, false, 0.0), nullptr, true,
+                        /*ignore_comments=*/true);
+  cj["remeasure_interval_s"] = 3;
+  const AgentConfig cfg = parse_agent_config(cj.dump());
+  {
+    Agent agent(cfg);
+    CycleStats st = agent.run_once();
+    EXPECT_EQ(st.updated, 1);
+    EXPECT_EQ(st.workloads, 1);
+    st = agent.run_once();  // 304, interval not over
+    EXPECT_EQ(st.workloads, 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(3100));
+  Agent restarted(cfg);
+  CycleStats st = restarted.run_once();
+  EXPECT_EQ(st.updated, 0);
+  EXPECT_EQ(st.workloads, 1) << (st.errors.empty() ? "" : st.errors[0]);
+  EXPECT_EQ(restarted.run_once().workloads, 0);
+  json reps = reports(c, "model-r");
+  ASSERT_EQ(reps.size(), 2u) << reps.dump(2);
+  for (const auto& r : reps) {
+    EXPECT_EQ(r["report"]["artifact_sha256"], sha);
+    EXPECT_FALSE(r["report"].contains("error")) << r.dump(2);
+    EXPECT_EQ(r["report"]["runs"].size(), 1u);
+  }
+  srv.stop();
+  fs::remove_all(work);
+}
+
 TEST_F(AgentServer, CorruptedArtifactIsRejectedAndPreviousModelKept) {
   auto work = fresh("corrupt");
   ServerProcess srv((work / "server").string());
