@@ -2,6 +2,8 @@
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 namespace tsm {
@@ -55,6 +57,24 @@ void Packed2of4::apply_add(const float* x, int64_t n, float* y) const {
       h = _mm_add_ps(h, _mm_movehl_ps(h, h));
       h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
       y[t * rows_ + r] += _mm_cvtss_f32(h);
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+      // Table lookups on bytes: slot j reads bytes 4*pos[j] .. 4*pos[j]+3 of its 8-input half.
+      static const uint8x16_t kRep0 = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3};
+      static const uint8x16_t kRep1 = {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7};
+      static const uint8x16_t kByte = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3};
+      float32x4_t a0 = vdupq_n_f32(0.f), a1 = vdupq_n_f32(0.f);
+      for (int64_t c = 0; c < chunks; ++c) {
+        const uint8x8_t p8 = vld1_u8(pos + 8 * c);
+        const uint8x16_t p16 = vcombine_u8(p8, p8);
+        const uint8x16_t i0 = vaddq_u8(vshlq_n_u8(vqtbl1q_u8(p16, kRep0), 2), kByte);
+        const uint8x16_t i1 = vaddq_u8(vshlq_n_u8(vqtbl1q_u8(p16, kRep1), 2), kByte);
+        const float* xc = xt + 16 * c;
+        const uint8x16x2_t lo = {{vreinterpretq_u8_f32(vld1q_f32(xc)), vreinterpretq_u8_f32(vld1q_f32(xc + 4))}};
+        const uint8x16x2_t hi = {{vreinterpretq_u8_f32(vld1q_f32(xc + 8)), vreinterpretq_u8_f32(vld1q_f32(xc + 12))}};
+        a0 = vfmaq_f32(a0, vld1q_f32(v + 8 * c), vreinterpretq_f32_u8(vqtbl2q_u8(lo, i0)));
+        a1 = vfmaq_f32(a1, vld1q_f32(v + 8 * c + 4), vreinterpretq_f32_u8(vqtbl2q_u8(hi, i1)));
+      }
+      y[t * rows_ + r] += vaddvq_f32(vaddq_f32(a0, a1));
 #else
       float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       for (int64_t c = 0; c < chunks; ++c)

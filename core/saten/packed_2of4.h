@@ -2,7 +2,8 @@
 // exactly 2 slots (a group with fewer kept entries is padded with zeros), values in input order.
 // Invariant: cols % 16 == 0; slot j of chunk c (16 inputs = 4 groups, 8 slots) reads input
 // 16c + 8*(j / 4) + pos[j], pos[j] in 0..7: the first 4 slots come from the chunk's first 8 inputs,
-// the last 4 from its second 8, so a chunk is two in-register permutes and a blend (no gathers).
+// the last 4 from its second 8, so a chunk is two in-register permutes and a blend (no gathers;
+// on aarch64 two byte-table lookups).
 // Layout: values (rows, cols / 2) f32 and pos (rows, cols / 2) u8, row-major: 5 bytes per kept
 // value instead of CSR's 8 (f32 value + i32 column).
 #pragma once
