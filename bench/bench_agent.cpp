@@ -1,5 +1,5 @@
 // Agent overhead when idle between polls: runs the real tensorslm-agent (from this program's
-// directory) against an in-process loopback server that answers every manifest poll with 304, and
+// directory) against an in-process loopback server (tests/support/loopback_server.h) that answers every manifest poll with 304, and
 // measures the agent's CPU time (utime + stime from /proc/<pid>/stat) over the wall time, and its
 // RSS, without a model loaded. Targets: < 1 % of a core, < 20 MiB RSS.
 // Counters: cpu_pct_of_core, rss_mib, polls (manifest requests answered). Poll interval 1 s (the
@@ -9,64 +9,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
+#include "support/loopback_server.h"
+
 namespace {
 namespace fs = std::filesystem;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
-
-/// Answers 304 to every request on 127.0.0.1 (the idle poll: manifest unchanged).
-class NotModifiedServer {
- public:
-  NotModifiedServer() : acc_(ioc_, {net::ip::make_address("127.0.0.1"), 0}) {
-    port_ = acc_.local_endpoint().port();
-    th_ = std::thread([this] {
-      while (!stop_) {
-        net::ip::tcp::socket s(ioc_);
-        beast::error_code ec;
-        acc_.accept(s, ec);
-        if (ec || stop_) continue;
-        beast::flat_buffer b;
-        http::request<http::string_body> req;
-        http::read(s, b, req, ec);
-        if (ec) continue;
-        ++polls_;
-        http::response<http::empty_body> res{http::status::not_modified, 11};
-        res.set(http::field::etag, "\"" + std::string(64, 'a') + "\"");
-        res.keep_alive(false);
-        http::write(s, res, ec);
-      }
-    });
-  }
-  ~NotModifiedServer() {
-    stop_ = true;
-    net::io_context io;
-    net::ip::tcp::socket s(io);
-    beast::error_code ec;
-    s.connect({net::ip::make_address("127.0.0.1"), port_}, ec);
-    th_.join();
-  }
-  unsigned short port() const { return port_; }
-  int polls() const { return polls_; }
-
- private:
-  net::io_context ioc_;
-  net::ip::tcp::acceptor acc_;
-  unsigned short port_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> polls_{0};
-  std::thread th_;
-};
 
 double cpu_seconds(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -93,11 +45,14 @@ void BM_AgentIdle(benchmark::State& state) {
     state.SkipWithError("tensorslm-agent is not built next to this benchmark");
     return;
   }
-  NotModifiedServer srv;
+  // Every manifest poll answered 304 (the idle case: the model did not change).
+  tsm::testing::LoopbackServer srv([](const auto&) {
+    return tsm::testing::Reply{304, "", {{"ETag", "\"" + std::string(64, 'a') + "\""}}};
+  });
   const fs::path dir = fs::temp_directory_path() / ("tsm_bench_agent_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string cfg = (dir / "agent.json").string();
-  std::ofstream(cfg) << R"({"server": "http://127.0.0.1:)" << srv.port() << R"(", "device_id": "bench",
+  std::ofstream(cfg) << R"({"server": ")" << srv.url() << R"(", "device_id": "bench",
     "models": ["m"], "poll_interval_s": 1, "data_dir": ")" << (dir / "data").string() << R"(",
     "energy": {"source": "auto"}})";
   const double seconds = static_cast<double>(state.range(0));
@@ -125,7 +80,7 @@ void BM_AgentIdle(benchmark::State& state) {
     state.SetIterationTime(wall);
     state.counters["cpu_pct_of_core"] = 100.0 * cpu / wall;
     state.counters["rss_mib"] = peak;
-    state.counters["polls"] = srv.polls();
+    state.counters["polls"] = srv.requests();
     state.counters["clean_exit"] = WIFEXITED(st) && WEXITSTATUS(st) == 0;
   }
   fs::remove_all(dir);

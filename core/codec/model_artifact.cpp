@@ -95,8 +95,8 @@ v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Ar
       .to_proto();
 }
 
-ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
-                              const json& params, const ModelArtifactOptions& opt) {
+ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, const std::string& tensor_regex,
+                              const std::string& method, const json& params, const ModelArtifactOptions& opt) {
   const Codec& codec = find_codec(method);
   std::regex re;
   try {
@@ -108,7 +108,7 @@ ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor
   // The architecture is optional for compression (any safetensors model can be compressed) but
   // needed for orientation of Conv1D weights, calibration and evaluation.
   try {
-    plan.cfg = parse_model_config(model.config());
+    plan.cfg = parse_model_config(config);
   } catch (const Error&) {
   }
   const auto slots = plan.cfg ? linear_slots(*plan.cfg) : std::map<std::string, LinearSlot>{};
@@ -116,8 +116,8 @@ ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor
     if (method != "saten") throw ParamError("calibrate", "calibration-aware compression is implemented for saten only");
     if (!plan.cfg) throw ParamError("calibrate", "needs a model the runtime can run (gpt2, opt or llama config.json)");
   }
-  for (const auto& n : model.tensor_names()) {
-    const Tensor& t = model.at(n);
+  for (const auto& t : tensors) {
+    const std::string& n = t.name;
     if (t.shape.size() != 2 || !is_float(t.dtype) || !std::regex_search(n, re)) continue;
     json p = params.is_null() ? json::object() : params;
     if (method == "saten" && plan.cfg && !p.contains("orientation") && is_in_out_linear(*plan.cfg, slots, n))
@@ -129,18 +129,28 @@ ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor
                                       std::to_string(t.shape[1]) + "): " + e.what());
     }
     plan.tensors.push_back({n, std::move(p)});
-    plan.elements += t.numel();
+    plan.elements += t.shape[0] * t.shape[1];
   }
   if (plan.tensors.empty()) {
     std::string names;
-    for (const auto& n : model.tensor_names()) {
-      if (model.at(n).shape.size() != 2) continue;
-      names += (names.empty() ? "" : ", ") + n;
+    for (const auto& t : tensors) {
+      if (t.shape.size() != 2) continue;
+      names += (names.empty() ? "" : ", ") + t.name;
       if (names.size() > 300) { names += ", ..."; break; }
     }
     throw ParamError("tensors", "no 2-D float tensor of the model matches '" + tensor_regex + "' (2-D tensors: " + names + ")");
   }
   return plan;
+}
+
+ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                              const json& params, const ModelArtifactOptions& opt) {
+  std::vector<TensorMeta> tensors;
+  for (const auto& n : model.tensor_names()) {
+    const Tensor& t = model.at(n);
+    tensors.push_back({n, t.dtype, t.shape});
+  }
+  return plan_model_artifact(tensors, model.config(), tensor_regex, method, params, opt);
 }
 
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,

@@ -50,6 +50,15 @@ struct ModelPlan {
 /// calibration is asked of a method or model that cannot have it.
 ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
                               const json& params, const ModelArtifactOptions& opt = {});
+/// The same from a tensor listing and config.json alone (no model files opened), e.g. what the
+/// service recorded for an upload.
+struct TensorMeta {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, const std::string& tensor_regex,
+                              const std::string& method, const json& params, const ModelArtifactOptions& opt = {});
 
 /// Compresses per plan_model_artifact (same errors) and measures quality when asked.
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,

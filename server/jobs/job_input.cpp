@@ -1,8 +1,10 @@
 #include "jobs/job_input.h"
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "formats/hf_model_dir.h"
 #include "formats/mapped_file.h"
@@ -100,8 +102,18 @@ ModelArtifactOptions model_artifact_options(const JobSpec& spec) {
 }
 
 void check_whole_model_job(const UploadRecord& u, const std::string& model_dir, const JobSpec& spec) {
+  // The tensor listing recorded at upload and config.json: no shard is opened on the I/O thread.
+  std::vector<TensorMeta> tensors;
+  for (const auto& t : upload_tensors(u)) tensors.push_back({t.name, parse_dtype(t.dtype), t.shape});
+  json config = json::object();
+  if (std::filesystem::exists(model_dir + "/config.json")) {
+    try {
+      config = json::parse(read_file(model_dir + "/config.json", 1 << 20));
+    } catch (const json::parse_error&) {  // as for a model without one: no architecture-dependent checks
+    }
+  }
   try {
-    (void)plan_model_artifact(HfModelDir::open(model_dir), whole_model_regex(u, spec), spec.method, spec.params,
+    (void)plan_model_artifact(tensors, config, whole_model_regex(u, spec), spec.method, spec.params,
                               model_artifact_options(spec));
   } catch (const ParamError& e) {
     if (e.field() == "tensors" || e.field() == "calibrate") throw;

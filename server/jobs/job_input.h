@@ -28,8 +28,8 @@ std::vector<TensorInfo> select_tensors(const UploadRecord& u, const std::vector<
 std::string whole_model_regex(const UploadRecord& u, const struct JobSpec& spec);
 /// Whole-model build options of a job: calibration as its spec asks, evaluation on.
 ModelArtifactOptions model_artifact_options(const struct JobSpec& spec);
-/// Checks a whole-model job against its extracted model (`model_dir`) without compressing: the
-/// regex, every selected tensor's params, calibration. Throws tsm::ParamError naming the field
+/// Checks a whole-model job without compressing or opening the model's shards: the regex, every
+/// selected tensor's params, calibration, from the upload's tensor listing and `model_dir`/config.json. Throws tsm::ParamError naming the field
 /// (codec parameters as "params.<name>").
 void check_whole_model_job(const UploadRecord& u, const std::string& model_dir, const struct JobSpec& spec);
 /// `blob_path`: the upload's blob; `model_dir`: where a tar upload was extracted.

@@ -101,13 +101,17 @@ JobSpec parse_job_spec(const json& b) {
   return s;
 }
 
-json JobSpec::to_json() const {
-  json j = {{"upload", upload}, {"method", method}, {"tensors", tensors}, {"params", params}, {"priority", priority}};
-  if (!publish_model.empty()) j["publish"] = {{"model", publish_model}, {"tag", publish_tag}};
+json JobSpec::quality_gate() const {
   json g = json::object();
   if (max_rel_error) g["max_rel_error"] = *max_rel_error;
   if (max_kl) g["max_kl"] = *max_kl;
-  if (!g.empty()) j["quality_gate"] = g;
+  return g;
+}
+
+json JobSpec::to_json() const {
+  json j = {{"upload", upload}, {"method", method}, {"tensors", tensors}, {"params", params}, {"priority", priority}};
+  if (!publish_model.empty()) j["publish"] = {{"model", publish_model}, {"tag", publish_tag}};
+  if (json g = quality_gate(); !g.empty()) j["quality_gate"] = g;
   if (whole_model) j["whole_model"] = true;
   if (calibrate)
     j["calibrate"] = {{"sequences", calibrate->sequences}, {"adam_steps", calibrate->adam_steps}, {"whitening", calibrate->whitening}};
@@ -125,10 +129,7 @@ v1::JobSpec JobSpec::to_proto() const {
     p.mutable_publish()->set_tag(publish_tag);
   }
   p.set_priority(priority);
-  json g = json::object();
-  if (max_rel_error) g["max_rel_error"] = *max_rel_error;
-  if (max_kl) g["max_kl"] = *max_kl;
-  if (!g.empty()) p.set_quality_gate_json(g.dump());
+  if (json g = quality_gate(); !g.empty()) p.set_quality_gate_json(g.dump());
   p.set_whole_model(whole_model);
   if (calibrate) {
     p.mutable_calibrate()->set_sequences(static_cast<uint32_t>(calibrate->sequences));

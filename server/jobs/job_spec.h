@@ -32,6 +32,8 @@ struct JobSpec {
   std::optional<CalibrationSpec> calibrate;  ///< whole-model saten jobs only
 
   nlohmann::json to_json() const;
+  /// {max_rel_error?, max_kl?}; empty when the job has no gate.
+  nlohmann::json quality_gate() const;
   v1::JobSpec to_proto() const;
   /// Throws tsm::FormatError when a stored field (params_json, quality_gate_json) is not valid JSON.
   static JobSpec from_proto(const v1::JobSpec& p);

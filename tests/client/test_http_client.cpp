@@ -8,7 +8,7 @@
 #include "common/atomic_file.h"
 #include "common/sha256.h"
 #include "lib/http_client.h"
-#include "loopback_server.h"
+#include "support/loopback_server.h"
 
 using namespace tsm::client;
 using tsm::testing::LoopbackServer;
