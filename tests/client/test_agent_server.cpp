@@ -15,7 +15,7 @@
 #include "lib/agent.h"
 #include "lib/http_client.h"
 #include "lib/tar_writer.h"
-#include "server_process.h"
+#include "support/server_process.h"
 
 using namespace tsm::client;
 using json = nlohmann::json;
@@ -260,7 +260,7 @@ TEST_F(AgentServer, CorruptedArtifactIsRejectedAndPreviousModelKept) {
   const std::string v2 = publish(c, up, "gpt2-tiny-tt", "v2", 0.1);
   ASSERT_NE(v1, v2);
   // Corrupt v2's blob in the server's content-addressed store (same size, one byte flipped).
-  const fs::path blob = fs::path(srv.dir()) / "blobs" / v2.substr(0, 2) / v2;
+  const fs::path blob = fs::path(srv.data_dir()) / "blobs" / v2.substr(0, 2) / v2;
   ASSERT_TRUE(fs::exists(blob)) << blob;
   {
     std::fstream f(blob, std::ios::in | std::ios::out | std::ios::binary);

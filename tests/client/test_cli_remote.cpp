@@ -9,7 +9,7 @@
 
 #include "common/atomic_file.h"
 #include "common/sha256.h"
-#include "server_process.h"
+#include "support/server_process.h"
 
 using json = nlohmann::json;
 using tsm::testing::ServerProcess;

@@ -1,10 +1,8 @@
 // Test harness for the server tests: a real tensorslm-server child process on an ephemeral
-// loopback port (TSM_BIN_DIR), a small synchronous Beast HTTP client, shell helpers (curl) and
+// loopback port (tests/support/server_process.h, started by the constructor), a small synchronous Beast HTTP client, shell helpers (curl) and
 // test inputs. Header-only; included by tests/server/test_*.cpp.
 #pragma once
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/connect.hpp>
@@ -25,6 +23,7 @@
 #include "common/matrix.h"
 #include "common/tensor.h"
 #include "formats/npy.h"
+#include "support/server_process.h"
 
 namespace tsm::test {
 
@@ -45,81 +44,18 @@ struct TempDir {
   }
 };
 
-/// A tensorslm-server child process. Environment overrides go in `env` (TENSORSLM_*).
-class ServerProcess {
+/// The shared tsm::testing::ServerProcess, started by its constructor; a start that fails fails
+/// the test with the server's log.
+class ServerProcess : public tsm::testing::ServerProcess {
  public:
-  ServerProcess(std::string data_dir, std::vector<std::pair<std::string, std::string>> env = {},
-                std::vector<std::string> extra_args = {})
-      : data_dir_(std::move(data_dir)), env_(std::move(env)), args_(std::move(extra_args)) {
+  explicit ServerProcess(std::string data_dir, std::vector<std::pair<std::string, std::string>> env = {},
+                         std::vector<std::string> extra_args = {})
+      : tsm::testing::ServerProcess(std::move(data_dir), std::move(env), std::move(extra_args)) {
     start();
   }
-  ~ServerProcess() { stop(); }
-
   void start() {
-    std::string port_file = data_dir_ + "/port";
-    fs::create_directories(data_dir_);
-    fs::remove(port_file);
-    log_ = data_dir_ + "/../server-" + std::to_string(++starts_) + ".log";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      for (auto& [k, v] : env_) ::setenv(k.c_str(), v.c_str(), 1);
-      FILE* f = std::fopen(log_.c_str(), "w");
-      if (f) {
-        ::dup2(fileno(f), 2);
-        ::dup2(fileno(f), 1);
-      }
-      std::string bin = std::string(TSM_BIN_DIR) + "/tensorslm-server";
-      std::vector<std::string> a = {bin, "--listen", "127.0.0.1:0", "--data-dir", data_dir_, "--port-file", port_file};
-      a.insert(a.end(), args_.begin(), args_.end());
-      std::vector<char*> argv;
-      for (auto& s : a) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      ::execv(bin.c_str(), argv.data());
-      std::_Exit(127);
-    }
-    for (int i = 0; i < 1000; ++i) {
-      std::ifstream in(port_file);
-      if (in >> port_) return;
-      int st;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL() << "server exited at start-up; log:\n" << log();
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    FAIL() << "server did not write its port within 10 s; log:\n" << log();
+    if (!tsm::testing::ServerProcess::start()) FAIL() << "server did not start; log:\n" << log();
   }
-  /// SIGTERM and wait (graceful); returns the exit status.
-  int stop() {
-    if (pid_ <= 0) return 0;
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
-  void kill9() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int st;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
-  uint16_t port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string log() const {
-    std::ifstream in(log_);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  const std::string& data_dir() const { return data_dir_; }
-
- private:
-  std::string data_dir_, log_;
-  std::vector<std::pair<std::string, std::string>> env_;
-  std::vector<std::string> args_;
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-  int starts_ = 0;
 };
 
 struct HttpResult {
