@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates python3
   libboost-dev libboost-system-dev libeigen3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libprotobuf-dev protobuf-compiler libsqlite3-dev libssl-dev libarchive-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libre2-dev ccache
 )
 missing=()
 for p in "${PKGS[@]}"; do

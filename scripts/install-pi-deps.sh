@@ -6,7 +6,7 @@
 set -euo pipefail
 HOST_PKGS=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static protobuf-compiler
            libeigen3-dev nlohmann-json3-dev libcli11-dev)
-ARM_PKGS=(libprotobuf-dev libssl-dev libboost-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev)
+ARM_PKGS=(libprotobuf-dev libssl-dev libboost-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libre2-dev)
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 missing=()
 for p in "${HOST_PKGS[@]}"; do

@@ -29,6 +29,7 @@ struct App {
   Router router;
   boost::asio::io_context ioc;
   boost::asio::thread_pool blocking{2};
+  boost::asio::thread_pool requests{2};     ///< handlers that parse untrusted bodies (RunOn::Pool routes)
   std::atomic<bool> ready{false};
 };
 

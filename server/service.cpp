@@ -70,6 +70,7 @@ uint16_t Service::start() {
   shared->auth = a.auth.get();
   shared->metrics = &a.metrics;
   shared->tmp_dir = a.blobs->tmp_dir();
+  shared->pool = &a.requests;
   http_ = std::make_unique<HttpServer>(a.ioc, shared);
   uint16_t port = http_->listen(a.config.host, a.config.port);
   a.jobs->start();
@@ -115,6 +116,7 @@ void Service::stop() {
   http_->stop();
   a.jobs->stop();
   a.blocking.join();
+  a.requests.join();
   // Let in-flight responses go out, then stop the I/O threads.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
   while (std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cmath>
 #include <map>
-#include <regex>
 
 #include "codec/array_pack.h"
 #include "codec/artifact_builder.h"
@@ -98,12 +97,7 @@ v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Ar
 ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, const std::string& tensor_regex,
                               const std::string& method, const json& params, const ModelArtifactOptions& opt) {
   const Codec& codec = find_codec(method);
-  std::regex re;
-  try {
-    re = std::regex(tensor_regex, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    throw ParamError("tensors", "'" + tensor_regex + "' is not a valid regular expression: " + e.what());
-  }
+  const TensorPattern re(tensor_regex, TensorPattern::Anchor::kSearch);
   ModelPlan plan;
   // The architecture is optional for compression (any safetensors model can be compressed) but
   // needed for orientation of Conv1D weights, calibration and evaluation.
@@ -118,7 +112,7 @@ ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json
   }
   for (const auto& t : tensors) {
     const std::string& n = t.name;
-    if (t.shape.size() != 2 || !is_float(t.dtype) || !std::regex_search(n, re)) continue;
+    if (t.shape.size() != 2 || !is_float(t.dtype) || !re.matches(n)) continue;
     json p = params.is_null() ? json::object() : params;
     if (method == "saten" && plan.cfg && !p.contains("orientation") && is_in_out_linear(*plan.cfg, slots, n))
       p["orientation"] = "in_out";

@@ -32,7 +32,7 @@ std::string job_text(const JobRecord& j, double progress, bool cancel_requested 
   if (j.finished_unix) head["finished_unix"] = j.finished_unix;
   if (!j.error.empty()) head["error"] = j.error;
   if (cancel_requested) head["cancel_requested"] = true;
-  std::string out = head.dump();
+  std::string out = dump_json(head);
   out.pop_back();  // the closing brace
   if (!j.timings_json.empty()) out += ",\"timings\":" + j.timings_json;
   if (!j.result_json.empty()) out += ",\"result\":" + j.result_json;
@@ -138,7 +138,7 @@ void add_job_routes(App& app) {
       return respond(std::move(r));
     }
     respond_when_done(app, *req, j.id, wait_s, http::status::accepted, respond, "/v1/jobs/" + j.id);
-  });
+  }, BodyMode::Buffered, RunOn::Pool);
 
   app.router.add(http::verb::get, "/v1/jobs", Perm::Read, [&app](RequestPtr req, Respond respond) {
     JobFilter f;

@@ -56,7 +56,7 @@ void add_report_routes(App& app) {
     ReportRecord r{0, device, rep.model(), rep.tag(), rep.artifact_sha256(), static_cast<int64_t>(rep.created_unix()), js};
     app.store->insert_report(r);
     respond(json_response(http::status::created, {{"id", r.id}, {"device", device}, {"model", r.model}, {"tag", r.tag}}));
-  });
+  }, BodyMode::Buffered, RunOn::Pool);
 
   app.router.add(http::verb::get, "/v1/reports", Perm::Read, [&app](RequestPtr req, Respond respond) {
     json out = json::array();

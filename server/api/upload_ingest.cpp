@@ -316,7 +316,7 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
   } catch (const Error& e) {
     throw HttpError(http::status::unprocessable_entity, std::string("invalid ") + fmt + ": " + e.what(), {{"format", fmt}});
   }
-  u.tensors_json = tensors.dump();
+  u.tensors_json = dump_json(tensors);
   if (converted) {
     blobs.adopt(converted->temp_path(), u.sha256);
     converted->release();

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "common/error.h"
+#include "common/utf8.h"
 #include "http/problem.h"
 #include "store/blob_store.h"
 
@@ -74,6 +75,15 @@ bool sane_request_id(std::string_view s) {
   return true;
 }
 
+/// "the path" / "query parameter 'k'" when that part of the decoded target is not UTF-8, else "".
+std::string first_invalid_utf8(const Request& r) {
+  if (!is_valid_utf8(r.path)) return "the path";
+  for (const auto& [k, v] : r.query)
+    if (!is_valid_utf8(k)) return "a query parameter name";
+    else if (!is_valid_utf8(v)) return "query parameter '" + k + "'";
+  return {};
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& s, std::shared_ptr<HttpShared> sh)
@@ -121,6 +131,8 @@ class Session : public std::enable_shared_from_this<Session> {
       req_->request_id = std::string(rid->value());
     if (!split_target(req_->target, req_->path, req_->query))
       return finish_early(problem(http::status::bad_request, "malformed percent-encoding in the request target"));
+    if (auto bad = first_invalid_utf8(*req_); !bad.empty())
+      return finish_early(problem(http::status::bad_request, bad + " is not valid UTF-8 after percent-decoding"));
     auto m = sh_->router->match(req_->method, req_->path);
     if (!m.route) {
       if (!m.allow.empty()) {
@@ -321,9 +333,25 @@ class Session : public std::enable_shared_from_this<Session> {
       asio::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->send(std::move(r)); });
     };
     replied_ = once;
-    try {
-      route_->handler(req_, respond);
+    if (route_->run == RunOn::IoThread) {
+      invoke(route_->handler, req_, respond);
       if (!once->load()) watch_for_disconnect(++watch_gen_);
+      return;
+    }
+    // The session does nothing else while the handler runs on the pool; the disconnect watch
+    // starts back on the strand once the handler has returned (it may have set on_disconnect).
+    asio::post(*sh_->pool, [self, once, respond, handler = &route_->handler, req = req_] {
+      invoke(*handler, req, respond);
+      asio::post(self->stream_.get_executor(), [self, once] {
+        if (!once->load()) self->watch_for_disconnect(++self->watch_gen_);
+      });
+    });
+  }
+
+  /// Runs a handler; whatever it throws becomes the problem+json reply (error paths cannot throw).
+  static void invoke(const Handler& handler, const RequestPtr& req, const Respond& respond) {
+    try {
+      handler(req, respond);
     } catch (const HttpError& e) {
       respond(problem(e.status, e.what(), e.extra));
     } catch (const ParamError& e) {
@@ -335,7 +363,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } catch (const Error& e) {
       respond(problem(http::status::bad_request, e.what()));
     } catch (const std::exception& e) {
-      spdlog::error("[{}] handler failed: {}", req_->request_id, e.what());
+      spdlog::error("[{}] handler failed: {}", req->request_id, e.what());
       respond(problem(http::status::internal_server_error, std::string("internal error: ") + e.what()));
     }
   }

@@ -6,6 +6,7 @@
 #pragma once
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,7 @@ struct HttpShared {
   const Authenticator* auth = nullptr;
   MetricsRegistry* metrics = nullptr;
   std::string tmp_dir;          ///< where streamed bodies land before validation
+  boost::asio::thread_pool* pool = nullptr;  ///< runs the handlers of RunOn::Pool routes
 };
 
 class HttpServer {

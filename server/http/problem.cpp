@@ -2,6 +2,7 @@
 
 namespace tsm::server {
 
+
 StringResponse problem(http::status status, const std::string& detail, const json& extra) {
   json j = {{"type", "about:blank"},
             {"title", std::string(http::obsolete_reason(status))},
@@ -10,13 +11,13 @@ StringResponse problem(http::status status, const std::string& detail, const jso
   for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
   StringResponse r{status, 11};
   r.set(http::field::content_type, "application/problem+json");
-  r.body() = j.dump();
+  r.body() = dump_json(j);
   r.prepare_payload();
   return r;
 }
 
 StringResponse json_response(http::status status, const json& body) {
-  return text_response(status, body.dump(), "application/json");
+  return text_response(status, dump_json(body), "application/json");
 }
 
 StringResponse text_response(http::status status, std::string body, const std::string& content_type) {

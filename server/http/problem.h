@@ -1,9 +1,11 @@
 // Response builders: JSON bodies and application/problem+json errors (RFC 9457: type, title,
 // status, detail, plus `field` / `offset` when a parameter or byte is at fault).
+// Invariant: building a response never throws on the bytes it quotes (invalid UTF-8 is replaced).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/json_text.h"
 #include "http/request.h"
 
 namespace tsm::server {

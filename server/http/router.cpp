@@ -66,8 +66,8 @@ bool split_target(std::string_view target, std::string& path, std::map<std::stri
   return true;
 }
 
-void Router::add(http::verb method, std::string pattern, Perm perm, Handler h, BodyMode body) {
-  Route r{method, pattern, perm, body, std::move(h), split_path(pattern)};
+void Router::add(http::verb method, std::string pattern, Perm perm, Handler h, BodyMode body, RunOn run) {
+  Route r{method, pattern, perm, body, run, std::move(h), split_path(pattern)};
   routes_.push_back(std::move(r));
 }
 

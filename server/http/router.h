@@ -11,12 +11,16 @@
 namespace tsm::server {
 
 enum class BodyMode { Buffered, Streamed };
+/// Where the handler runs: on the connection's I/O strand (cheap lookups only), or on the request
+/// pool (anything that parses an untrusted body as JSON or protobuf, or compiles a pattern).
+enum class RunOn { IoThread, Pool };
 
 struct Route {
   http::verb method;
   std::string pattern;           ///< e.g. "/v1/jobs/{id}"
   Perm perm;
   BodyMode body = BodyMode::Buffered;
+  RunOn run = RunOn::IoThread;
   Handler handler;
   std::vector<std::string> segments;
 };
@@ -29,7 +33,8 @@ struct RouteMatch {
 
 class Router {
  public:
-  void add(http::verb method, std::string pattern, Perm perm, Handler h, BodyMode body = BodyMode::Buffered);
+  void add(http::verb method, std::string pattern, Perm perm, Handler h, BodyMode body = BodyMode::Buffered,
+           RunOn run = RunOn::IoThread);
   RouteMatch match(http::verb method, const std::string& path) const;
   const std::vector<Route>& routes() const { return routes_; }
 

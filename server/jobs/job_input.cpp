@@ -2,10 +2,10 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/tensor_pattern.h"
 #include "formats/hf_model_dir.h"
 #include "formats/mapped_file.h"
 #include "formats/npy.h"
@@ -58,14 +58,9 @@ std::vector<TensorInfo> select_tensors(const UploadRecord& u, const std::vector<
     for (const auto& t : all)
       if (t.name == sel) out.push_back(t);
     if (out.size() == before) {
-      std::regex re;
-      try {
-        re = std::regex(sel, std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        throw ParamError("tensors", "'" + sel + "' is neither a tensor name nor a valid regex: " + e.what());
-      }
+      const TensorPattern re(sel, TensorPattern::Anchor::kFull);
       for (const auto& t : all)
-        if (std::regex_match(t.name, re)) out.push_back(t);
+        if (re.matches(t.name)) out.push_back(t);
     }
     if (out.size() == before)
       throw ParamError("tensors", "'" + sel + "' matches no tensor of upload " + u.id + " (" + listing() + ")");
@@ -86,7 +81,7 @@ std::string whole_model_regex(const UploadRecord& u, const JobSpec& spec) {
   for (const auto& t : spec.tensors) re += (re.empty() ? "" : "|") + t;
   if (!re.empty()) return re;
   for (const auto& t : upload_tensors(u))
-    if (t.is_default) return "^" + std::regex_replace(t.name, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") + "$";
+    if (t.is_default) return "^" + TensorPattern::quote(t.name) + "$";
   throw ParamError("tensors", "upload " + u.id + " has no token embedding; name the tensors to compress (regex)");
 }
 

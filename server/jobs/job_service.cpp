@@ -9,6 +9,7 @@
 #include "codec/model_artifact.h"
 #include "formats/hf_model_dir.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "formats/artifact_io.h"
 #include "jobs/job_input.h"
 #include "jobs/job_runner.h"
@@ -202,7 +203,7 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
       }
     }
     j.progress = 1;
-    j.result_json = result.dump();
+    j.result_json = dump_json(result);
   } catch (const Canceled&) {
     if (stopping_) {
       j.state = "queued";  // checkpoint: picked up again after restart
@@ -223,7 +224,7 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
   if (t_comp > t_load) timings["compress_s"] = secs(t_load, t_comp);
   if (t_store > t_comp) timings["store_s"] = secs(t_comp, t_store);
   timings["run_s"] = secs(t_start, t_end);
-  j.timings_json = timings.dump();
+  j.timings_json = dump_json(timings);
   j.finished_unix = now_unix();
   store_.update_job(j);
   spdlog::info("job {}: {}{}{} ({:.2f} s)", id, j.state, j.error.empty() ? "" : ": ", j.error, secs(t_start, t_end));

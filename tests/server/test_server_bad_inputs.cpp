@@ -294,3 +294,55 @@ TEST_F(BadInputs, ModelDirectoryTarIsAccepted) {
   EXPECT_GT(cal.js()["result"]["quality"]["tokens"].get<int>(), 0) << cal.body;
   EXPECT_EQ(count_files(dir() + "/tmp"), 0);
 }
+
+// Issue 16, item 1: ill-formed UTF-8 anywhere in a request used to throw out of the error path
+// (json::dump) and abort the server. Each now gets a 400/422 whose body is valid JSON, and the
+// server keeps answering.
+TEST_F(BadInputs, InvalidUtf8GetsAProblemNotACrash) {
+  expect_problem(GET(port(), "/%ff"), 400, "UTF-8");
+  expect_problem(GET(port(), "/v1/jobs?state=%ff"), 400, "state");
+  expect_problem(GET(port(), "/v1/jobs/%c3%28"), 400, "UTF-8");
+  expect_problem(POST(port(), "/v1/uploads?name=%ff", npy_of(test_matrix(4, 4))), 400, "name");
+  // Raw 0xff inside a JSON body: the parser's message quotes the bad byte.
+  auto r = POST(port(), "/v1/jobs", "{\"upload\": \"\xff\"}", {{"Content-Type", "application/json"}});
+  expect_problem(r, 400, "JSON");
+  // A safetensors tensor named with byte 0xff (same length as "w", so the header length holds).
+  Tensor t = Tensor::from_matrix("w", test_matrix(8, 4));
+  std::string b = safetensors_bytes(std::span<const Tensor>(&t, 1));
+  auto pos = b.find("\"w\"");
+  ASSERT_NE(pos, std::string::npos);
+  b[pos + 1] = '\xff';
+  expect_problem(POST(port(), "/v1/uploads", b), 422);
+  EXPECT_EQ(GET(port(), "/healthz").status, 200) << "server died:\n" << srv_->log();
+  expect_clean();
+}
+
+// Issue 16, item 2: `tensors` patterns are compiled and matched by RE2 (linear time, bounded
+// memory and nesting) on the request pool, never std::regex on an I/O thread. Before, the first
+// request overflowed the stack (SIGSEGV), the third froze both I/O threads for minutes.
+TEST_F(BadInputs, HostileTensorPatternsAreRefusedQuickly) {
+  const std::string longname(100000, 'a');
+  std::vector<Tensor> ts = {Tensor::from_matrix(std::string(44, 'a'), test_matrix(4, 4)),
+                            Tensor::from_matrix(longname, test_matrix(4, 4))};
+  auto up = POST(port(), "/v1/uploads", safetensors_bytes(ts));
+  ASSERT_EQ(up.status, 201) << up.body;
+  const std::string id = up.js()["id"];
+  SetUp();
+  auto job = [&](const std::string& pattern) {
+    return POST(port(), "/v1/jobs",
+                json{{"upload", id}, {"tensors", json::array({pattern})}, {"method", "fp16"}}.dump(),
+                {{"Content-Type", "application/json"}});
+  };
+  expect_problem(job(std::string(100000, '(') + std::string(100000, ')')), 422, "limit");
+  expect_problem(job(std::string(2000, '(') + std::string(2000, ')')), 422, "regular expression");
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_problem(job("(a|aa)*c"), 422, "matches no tensor");
+  expect_problem(job("(a|b)*c"), 422, "matches no tensor");
+  // The backtracking case took ~3.5 minutes with std::regex; RE2 answers in milliseconds. The
+  // bound is loose on purpose (a slow CI machine), far below the old behaviour.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
+  // A pattern that does match still works: both tensors, full match.
+  auto ok = job("a+");
+  EXPECT_EQ(ok.status, 202) << ok.body;
+  EXPECT_EQ(GET(port(), "/healthz").status, 200) << "server died:\n" << srv_->log();
+}
