@@ -16,7 +16,8 @@
 #include <random>
 #include <string>
 
-#include "codec/array_pack.h"
+#include "formats/array_pack.h"
+#include "methods/tt_token/tt_embedding.h"
 #include "model/generate.h"
 #include "model/transformer.h"
 
@@ -132,13 +133,13 @@ Transformer& model(Variant v) {
     net->embed = std::make_unique<DenseEmbedding>(table);
     net->head = std::make_unique<MatrixHead>(table, "dense");
   } else {
-    auto tt = std::make_shared<const TokenTrainTable>(TokenTrainTable::from_proto(random_tt_embedding(V)));
-    net->embed = std::make_unique<TtEmbedding>(tt);
+    auto tt = make_tt_embedding(random_tt_embedding(V));
+    net->embed = tt;
     if (v == kTtStream) {
-      net->head = std::make_unique<StreamTtHead>(tt, 256);
+      net->head = std::make_unique<StreamHead>(tt, 256);
     } else {
       auto m = std::make_shared<MatrixRM>(V, 768);
-      tt->decode_all(m->data());
+      tt->decode_range(0, V, m->data());
       net->head = std::make_unique<MatrixHead>(std::move(m), "materialize");
     }
   }

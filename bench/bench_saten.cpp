@@ -11,12 +11,12 @@
 #include <map>
 #include <random>
 
-#include "codec/baselines.h"
-#include "codec/compress.h"
-#include "codec/method_table.h"
-#include "codec/saten_codec.h"
+#include "pipeline/baselines.h"
+#include "pipeline/compress.h"
+#include "methods/method_table.h"
+#include "methods/saten/saten_codec.h"
 #include "model/linear.h"
-#include "saten/saten_linear.h"
+#include "methods/saten/saten_linear.h"
 
 using namespace tsm;
 

@@ -16,7 +16,7 @@
 #include <fstream>
 #include <random>
 
-#include "codec/artifact_builder.h"
+#include "pipeline/artifact_builder.h"
 #include "common/sha256.h"
 #include "formats/artifact_io.h"
 #include "formats/npy.h"

@@ -11,7 +11,8 @@
 #include <memory>
 #include <random>
 
-#include "codec/tt_token_codec.h"
+#include "methods/tt_token/token_train_table.h"
+#include "methods/tt_token/tt_token_codec.h"
 #include "metrics/metrics.h"
 #include "tt/tt_svd.h"
 

@@ -6,7 +6,8 @@
    include core/methods/ itself (the Codec interface) and lower layers, never another method's
    folder, the method table, or core/pipeline.
 2. No two folders (anywhere under core/, server/, client/) include each other, directly or
-   through others: the folder graph is acyclic.
+   through others: the folder graph is acyclic. core/methods/ counts as two nodes: the interface
+   (codec.h, included by every method) and the table (method_table.*, which includes every method).
 3. No method is named by a string literal outside core/methods/: "tt-token", "saten", "svd" do not
    appear in core/ (outside methods/), server/ or client/ sources.
 
@@ -15,6 +16,9 @@ Exit 0 when all hold; otherwise one line per violation and exit 1.
 import os
 import re
 import sys
+
+import shutil
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYER = {"common": 0, "formats": 1, "tt": 1, "metrics": 1, "model": 2, "methods": 3, "pipeline": 4}
@@ -38,6 +42,14 @@ def folder_of_include(inc, roots):
     return None
 
 
+def node(folder, filename):
+    """Graph node of a file: its folder, except that core/methods/ holds two: the interface every
+    method includes (codec.h) and the table that includes every method (method_table.*)."""
+    if folder == os.path.join("core", "methods"):
+        return folder + (":table" if os.path.basename(filename).startswith("method_table") else ":interface")
+    return folder
+
+
 def core_key(folder):
     """('methods', 'tt_token') for core/methods/tt_token; ('model', None) for core/model."""
     parts = folder.split(os.sep)
@@ -57,9 +69,13 @@ def main():
             text = open(path, encoding="utf-8").read()
             for inc in INCLUDE.findall(text):
                 there = folder_of_include(inc, roots)
-                if there is None or there == here:
+                if there is None:
                     continue
-                edges.setdefault(here, set()).add(there)
+                a_node, b_node = node(here, rel), node(there, inc)
+                if a_node != b_node:
+                    edges.setdefault(a_node, set()).add(b_node)
+                if there == here:
+                    continue
                 a, b = core_key(here), core_key(there)
                 if a is None or b is None:
                     continue
@@ -109,5 +125,45 @@ def main():
     return 0
 
 
+def self_test():
+    """The checker on a small tree with one violation of each kind: it must report every one."""
+    global ROOT
+    real = ROOT
+    ROOT = tempfile.mkdtemp()
+    try:
+        files = {
+            "core/common/a.h": '#include "model/m.h"\n',                      # up a layer
+            "core/model/m.h": "",
+            "core/formats/f.h": '#include "tt/t.h"\n',                         # sibling layer
+            "core/tt/t.h": "",
+            "core/methods/codec.h": "",
+            "core/methods/method_table.h": '#include "methods/x/x.h"\n',
+            "core/methods/x/x.h": '#include "methods/y/y.h"\n#include "methods/method_table.h"\n',
+            "core/methods/y/y.h": "",
+            "server/p/p.h": '#include "q/q.h"\n',                              # folder cycle
+            "server/q/q.h": '#include "p/p.h"\n',
+            "client/c.cpp": 'const char* m = "saten";\n',                     # method literal
+        }
+        for rel, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(ROOT, rel)), exist_ok=True)
+            open(os.path.join(ROOT, rel), "w").write(text)
+        import io, contextlib
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = main()
+        text = out.getvalue()
+        want = ["higher layer", "sibling layer", "of method y", "includes the method table",
+                "folders include each other: server/p", "method name \"saten\""]
+        missing = [w for w in want if w not in text]
+        if rc != 1 or missing:
+            print(text + "self-test FAILED: missing " + repr(missing))
+            return 1
+        print("self-test ok: every planted violation reported")
+        return 0
+    finally:
+        shutil.rmtree(ROOT)
+        ROOT = real
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(self_test() if sys.argv[1:] == ["--self-test"] else main())

@@ -10,8 +10,9 @@
 
 #include "cli/cli_args.h"
 #include "cli/command_registry.h"
-#include "codec/metrics_json.h"
-#include "codec/model_artifact.h"
+#include "methods/method_table.h"
+#include "pipeline/metrics_json.h"
+#include "pipeline/model_artifact.h"
 #include "common/error.h"
 #include "common/sha256.h"
 #include "formats/artifact_io.h"
@@ -23,10 +24,10 @@ namespace {
 namespace fs = std::filesystem;
 
 struct CompressModelArgs {
-  std::string dir, tensors, method = "saten", out;
+  std::string dir, tensors, method = std::string(default_method(DefaultFor::kWholeModel).name()), out;
   std::vector<std::string> kv;
   bool json_out = false, eval = false, no_baselines = false, calibrate = false;
-  int eval_sequences = 4, eval_length = 32, calib_sequences = 8, adam_steps = 50;
+  int eval_sequences = 4, eval_length = 32, calib_sequences = 8, calib_length = 128, adam_steps = 50;
   std::string whitening = "cholesky";
 };
 
@@ -42,6 +43,7 @@ void run(const CompressModelArgs& a) {
   opt.eval_length = a.eval_length;
   opt.calibrate = a.calibrate;
   opt.calib_sequences = a.calib_sequences;
+  opt.calib_length = a.calib_length;
   opt.adam_steps = a.adam_steps;
   opt.whitening = a.whitening;
   CodecContext ctx;
@@ -100,9 +102,10 @@ static RegisterCommands reg{20, [](CLI::App& app) {
   cmd->add_flag("--json", a->json_out, "print one JSON object instead of a table");
   cmd->add_flag("--eval", a->eval, "measure KL / top-1 / perplexity against the dense model on self-sampled sequences");
   cmd->add_option("--eval-sequences", a->eval_sequences, "sequences for --eval (default 4)");
-  cmd->add_option("--eval-length", a->eval_length, "tokens per sequence for --eval and calibration (default 32)");
+  cmd->add_option("--eval-length", a->eval_length, "tokens per sequence for --eval (default 32)");
+  cmd->add_option("--calib-length", a->calib_length, "tokens per calibration sequence (default 128; capped by the context)");
   cmd->add_flag("--no-baselines", a->no_baselines, "skip the per-tensor baselines");
-  cmd->add_flag("--calibrate", a->calibrate, "saten: fit each layer in the norm of its inputs from the dense model, then Adam");
+  cmd->add_flag("--calibrate", a->calibrate, "fit each layer in the norm of its inputs from the dense model (saten: then Adam; q-types: GPTQ with --param calibration=gptq)");
   cmd->add_option("--calib-sequences", a->calib_sequences, "self-sampled calibration sequences (default 8)");
   cmd->add_option("--adam-steps", a->adam_steps, "Adam steps per layer with --calibrate (default 50)");
   cmd->add_option("--whitening", a->whitening, "cholesky | diag | none (default cholesky)");

@@ -12,7 +12,7 @@
 #include "common/error.h"
 #include "model/evaluate.h"
 #include "model/generate.h"
-#include "model/model_loader.h"
+#include "pipeline/model_loader.h"
 #include "model/tokenizer.h"
 
 namespace tsm::cli {

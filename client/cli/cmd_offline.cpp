@@ -17,11 +17,11 @@
 
 #include "cli/cli_args.h"
 #include "cli/command_registry.h"
-#include "codec/array_pack.h"
-#include "codec/artifact_builder.h"
-#include "codec/compress.h"
-#include "codec/method_table.h"
-#include "codec/metrics_json.h"
+#include "formats/array_pack.h"
+#include "pipeline/artifact_builder.h"
+#include "pipeline/compress.h"
+#include "methods/method_table.h"
+#include "pipeline/metrics_json.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/sha256.h"
@@ -184,7 +184,7 @@ bool ends_with(const std::string& s, const std::string& suf) {
 // ---- commands ---------------------------------------------------------------------------------
 
 struct CompressArgs {
-  std::string input, tensor, method = "tt-token", shape, ranks, core_dtype, output;
+  std::string input, tensor, method = std::string(default_method(DefaultFor::kEmbedding).name()), shape, ranks, core_dtype, output;
   std::optional<double> eps, ratio;
   std::vector<std::string> kv;
   bool json_out = false, no_baselines = false;

@@ -10,8 +10,8 @@
 
 #include "common/error.h"
 #include "model/generate.h"
-#include "model/model_loader.h"
-#include "model/model_weights.h"
+#include "pipeline/model_loader.h"
+#include "pipeline/model_weights.h"
 #include "model/tokenizer.h"
 
 namespace tsm::client {

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "codec/array_pack.h"
+#include "formats/array_pack.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/sha256.h"

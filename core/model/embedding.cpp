@@ -20,9 +20,8 @@ void DenseEmbedding::lookup(std::span<const int32_t> ids, float* out) const {
   for (size_t i = 0; i < ids.size(); ++i) std::memcpy(out + i * d, table_->row(ids[i]).data(), d * sizeof(float));
 }
 
-void TtEmbedding::lookup(std::span<const int32_t> ids, float* out) const {
-  check_ids(ids);
-  table_->decode_rows(ids, out);
+void DenseEmbedding::decode_range(int64_t begin, int64_t end, float* out) const {
+  if (end > begin) std::memcpy(out, table_->row(begin).data(), size_t((end - begin) * dim()) * sizeof(float));
 }
 
 }  // namespace tsm

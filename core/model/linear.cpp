@@ -1,11 +1,10 @@
-// Dense linear layers and the factory for compressed ones (see linear.h).
+// Dense linear layers and the bias wrapper (see linear.h).
 #include "model/linear.h"
 
 #include <algorithm>
 #include <string>
 
 #include "common/error.h"
-#include "saten/saten_linear.h"
 
 namespace tsm {
 
@@ -72,13 +71,6 @@ std::unique_ptr<LinearOp> with_bias(std::unique_ptr<LinearOp> op, std::vector<fl
     throw Error("linear layer: bias has " + std::to_string(bias.size()) + " entries, operator has " +
                 std::to_string(op->out_features()) + " output features");
   return std::make_unique<BiasedLinear>(std::move(op), std::move(bias));
-}
-
-std::unique_ptr<LinearOp> make_compressed_linear(const v1::CompressedTensor& t) {
-  // One case per method that has an operator applied without densifying.
-  // Every other method is decoded densely by the caller.
-  if (t.method() == "saten") return make_saten_linear(t);
-  return nullptr;
 }
 
 }  // namespace tsm

@@ -1,5 +1,6 @@
-// A linear layer y = x W^T + b behind one interface, so a model can hold dense weights or a
-// compressed operator (e.g. Saten: TT + sparse) that is applied without densifying.
+// A linear layer y = x W^T + b behind one interface (the runtime's LinearOp), so a model can hold
+// dense weights or an operator that a compression method provides (built by the method table,
+// methods/method_table.h) and applies without densifying. This layer never names a method.
 // Invariant: forward() reads n rows of in_features() floats and writes n rows of out_features().
 // Layout: x (n, in) row-major, y (n, out) row-major; DenseLinear keeps W as (out, in) row-major.
 #pragma once
@@ -7,12 +8,10 @@
 #include <memory>
 #include <vector>
 
-#include "artifact.pb.h"
 #include "common/matrix.h"
 
 namespace tsm {
 
-namespace v1 = ::tensorslm::v1;
 
 class LinearOp {
  public:
@@ -47,12 +46,6 @@ class DenseLinear final : public LinearOp {
 /// y (n, out) = x (n, in) W^T for a row-major W (out, in), parallel over blocks of output features.
 /// Shared by DenseLinear and the streamed LM head.
 void matmul_xwt(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y);
-
-/// A LinearOp that applies a compressed weight (shape (out, in) as HF stores linear weights)
-/// without densifying it, or nullptr when `t.method` has no such operator; the caller then decodes
-/// the tensor densely (decode_tensor) and uses DenseLinear. Methods with an operator are listed in
-/// linear.cpp (one case per method). The op carries no bias; the model wraps it with with_bias().
-std::unique_ptr<LinearOp> make_compressed_linear(const v1::CompressedTensor& t);
 
 /// `op` followed by adding `bias` (out entries; empty returns `op` unchanged). Throws tsm::Error on a size mismatch.
 std::unique_ptr<LinearOp> with_bias(std::unique_ptr<LinearOp> op, std::vector<float> bias);

@@ -1,14 +1,14 @@
 // The language-model head: logits (n, vocab) = h (n, dim) W^T for W (vocab, dim). Variants: a dense
-// matrix (untied, tied to a dense embedding, or a tt-token embedding decoded once at load:
-// "materialize"), any LinearOp (a compressed untied head), and "stream": W is never held; blocks of
-// rows are decoded from the tt-token cores into a reused per-thread buffer (block, dim) and
-// multiplied at once, trading compute for RAM.
+// matrix (untied, tied to a dense embedding, or a compressed embedding operator decoded once at
+// load: "materialize"), any LinearOp (a compressed untied head), and "stream": W is never held;
+// blocks of rows are decoded from a compressed TokenEmbedding (e.g. tt-token cores) into a reused
+// per-thread buffer (block, dim) and multiplied at once, trading compute for RAM.
 #pragma once
 #include <cstdint>
 #include <memory>
 
-#include "codec/tt_token_codec.h"
 #include "common/matrix.h"
+#include "model/embedding.h"
 #include "model/linear.h"
 
 namespace tsm {
@@ -53,19 +53,20 @@ class LinearHead final : public LmHead {
   std::unique_ptr<LinearOp> op_;
 };
 
-class StreamTtHead final : public LmHead {
+class StreamHead final : public LmHead {
  public:
+  /// `rows`: the head's rows as an embedding operator (shared with a tied embedding);
   /// `block_rows`: vocabulary rows decoded per block (per thread).
-  explicit StreamTtHead(std::shared_ptr<const TokenTrainTable> table, int64_t block_rows = 256);
-  int64_t vocab() const override { return table_->rows(); }
-  int64_t dim() const override { return table_->cols(); }
+  explicit StreamHead(std::shared_ptr<const TokenEmbedding> rows, int64_t block_rows = 256);
+  int64_t vocab() const override { return rows_->vocab(); }
+  int64_t dim() const override { return rows_->dim(); }
   void logits(const float* h, int64_t n, float* out) const override;
-  /// The cores (shared with the embedding) plus the block buffers of every thread.
+  /// The operator (shared with the embedding) plus the block buffers of every thread.
   uint64_t resident_bytes() const override;
   const char* kind() const override { return "stream"; }
 
  private:
-  std::shared_ptr<const TokenTrainTable> table_;
+  std::shared_ptr<const TokenEmbedding> rows_;
   int64_t block_rows_;
 };
 

@@ -46,7 +46,7 @@ struct TransformerLayer {
 class Transformer {
  public:
   ModelConfig cfg;
-  std::unique_ptr<TokenEmbedding> embed;    ///< (vocab, embed_dim)
+  std::shared_ptr<const TokenEmbedding> embed;  ///< (vocab, embed_dim); may be shared with the head
   MatrixRM pos_embed;                       ///< (max_positions + position_offset, d_model); empty for RoPE
   std::unique_ptr<LinearOp> project_in;     ///< embed_dim -> d_model (OPT), or null
   std::vector<TransformerLayer> layers;     ///< n_layer

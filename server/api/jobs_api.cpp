@@ -6,10 +6,10 @@
 
 #include "api/api_util.h"
 #include "app.h"
-#include "codec/method_table.h"
+#include "methods/method_table.h"
 #include "common/error.h"
 #include "jobs/job_input.h"
-#include "jobs/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace tsm::server {
 

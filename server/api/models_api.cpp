@@ -2,7 +2,7 @@
 // polled by agents with If-None-Match).
 #include "api/api_util.h"
 #include "app.h"
-#include "jobs/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace tsm::server {
 

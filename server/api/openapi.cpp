@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "codec/method_table.h"
+#include "methods/method_table.h"
 
 namespace tsm::server {
 

@@ -5,7 +5,7 @@
 #include "api/api_util.h"
 #include "api/report_summary.h"
 #include "app.h"
-#include "jobs/job_spec.h"
+#include "spec/job_spec.h"
 #include "report.pb.h"
 
 namespace tsm::server {

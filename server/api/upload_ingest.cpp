@@ -16,7 +16,7 @@
 #include "formats/npy.h"
 #include "formats/safetensors.h"
 #include "http/problem.h"
-#include "jobs/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace fs = std::filesystem;
 

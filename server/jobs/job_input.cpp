@@ -10,7 +10,7 @@
 #include "formats/mapped_file.h"
 #include "formats/npy.h"
 #include "formats/safetensors.h"
-#include "jobs/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace tsm::server {
 
@@ -39,9 +39,11 @@ std::vector<TensorInfo> upload_tensors(const UploadRecord& u) {
 
 std::vector<TensorInfo> select_tensors(const UploadRecord& u, const std::vector<std::string>& selectors) {
   auto all = upload_tensors(u);
+  // Names and patterns quoted in messages are cut to a readable length (either may be huge).
+  auto cut = [](const std::string& s) { return s.size() <= 120 ? s : s.substr(0, 120) + "..."; };
   auto listing = [&] {
     std::string s;
-    for (size_t i = 0; i < all.size() && i < 8; ++i) s += (i ? ", " : "") + all[i].name;
+    for (size_t i = 0; i < all.size() && i < 8; ++i) s += (i ? ", " : "") + cut(all[i].name);
     if (all.size() > 8) s += ", ... (" + std::to_string(all.size()) + " in all)";
     return s;
   };
@@ -63,7 +65,7 @@ std::vector<TensorInfo> select_tensors(const UploadRecord& u, const std::vector<
         if (re.matches(t.name)) out.push_back(t);
     }
     if (out.size() == before)
-      throw ParamError("tensors", "'" + sel + "' matches no tensor of upload " + u.id + " (" + listing() + ")");
+      throw ParamError("tensors", "'" + cut(sel) + "' matches no tensor of upload " + u.id + " (" + listing() + ")");
   }
   // one entry per tensor, in upload order
   std::vector<TensorInfo> uniq;

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "codec/model_artifact.h"
+#include "pipeline/model_artifact.h"
 #include "common/tensor.h"
 #include "store/store.h"
 

@@ -2,8 +2,8 @@
 
 #include <cstdio>
 
-#include "codec/artifact_builder.h"
-#include "codec/metrics_json.h"
+#include "pipeline/artifact_builder.h"
+#include "pipeline/metrics_json.h"
 
 namespace tsm::server {
 

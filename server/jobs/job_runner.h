@@ -7,9 +7,9 @@
 #include <string>
 
 #include "artifact.pb.h"
-#include "codec/codec.h"
+#include "methods/codec.h"
 #include "common/tensor.h"
-#include "jobs/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace tsm::server {
 

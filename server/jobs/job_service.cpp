@@ -5,15 +5,15 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
-#include "codec/codec.h"
-#include "codec/model_artifact.h"
+#include "methods/codec.h"
+#include "pipeline/model_artifact.h"
 #include "formats/hf_model_dir.h"
 #include "common/error.h"
 #include "common/json_text.h"
 #include "formats/artifact_io.h"
 #include "jobs/job_input.h"
 #include "jobs/job_runner.h"
-#include "jobs/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace tsm::server {
 

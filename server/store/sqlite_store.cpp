@@ -5,7 +5,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
-#include "jobs/job_spec.h"
+#include "spec/job_spec.h"
 
 namespace tsm::server {
 namespace {

@@ -5,8 +5,8 @@
 #include <atomic>
 #include <random>
 
-#include "codec/artifact_builder.h"
-#include "codec/metrics_json.h"
+#include "pipeline/artifact_builder.h"
+#include "pipeline/metrics_json.h"
 #include "common/error.h"
 
 using namespace tsm;

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "codec/array_pack.h"
+#include "formats/array_pack.h"
 #include "common/atomic_file.h"
 #include "common/dtype.h"
 #include "common/error.h"

@@ -5,11 +5,11 @@
 #include <Eigen/SVD>
 #include <random>
 
-#include "codec/array_pack.h"
-#include "codec/baselines.h"
-#include "codec/compress.h"
-#include "codec/method_table.h"
-#include "codec/svd_codec.h"
+#include "formats/array_pack.h"
+#include "pipeline/baselines.h"
+#include "pipeline/compress.h"
+#include "methods/method_table.h"
+#include "methods/svd/svd_codec.h"
 #include "metrics/metrics.h"
 
 using namespace tsm;

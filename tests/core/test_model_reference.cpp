@@ -12,7 +12,7 @@
 #include "formats/npy.h"
 #include "formats/safetensors.h"
 #include "model/generate.h"
-#include "model/model_loader.h"
+#include "pipeline/model_loader.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

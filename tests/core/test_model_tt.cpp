@@ -3,12 +3,12 @@
 // model is > 0 and grows as the ranks fall; a whole-model artifact runs without the HF directory.
 #include <gtest/gtest.h>
 
-#include "codec/array_pack.h"
-#include "codec/compress.h"
+#include "formats/array_pack.h"
+#include "pipeline/compress.h"
 #include "common/error.h"
 #include "formats/hf_model_dir.h"
 #include "model/evaluate.h"
-#include "model/model_loader.h"
+#include "pipeline/model_loader.h"
 
 using namespace tsm;
 
@@ -46,7 +46,7 @@ TEST_P(TtModel, FullRanksGiveTheDenseLogits) {
   MatrixRM ref = logits_of(*dense, kIds);
   for (HeadMode head : {HeadMode::kMaterialize, HeadMode::kStream}) {
     LoadOptions opt;
-    opt.embedding = EmbeddingMode::kTt;
+    opt.embedding = EmbeddingMode::kCompressed;
     opt.head = head;
     opt.stream_block_rows = 96;  // not a divisor of 1000: exercises the last partial block
     auto tt = load_transformer(w, opt);
@@ -126,7 +126,7 @@ TEST(TtModelQuality, WholeModelArtifactRunsWithoutTheDirectory) {
 TEST(TtModelQuality, TtModeNeedsATtEmbedding) {
   HfModelDir dir = HfModelDir::open(fixture("gpt2-tiny"));
   LoadOptions opt;
-  opt.embedding = EmbeddingMode::kTt;
+  opt.embedding = EmbeddingMode::kCompressed;
   EXPECT_THROW(load_transformer(ModelWeights::from_parts(dir, nullptr), opt), ParamError);
   EXPECT_THROW(parse_head_mode("lazy"), ParamError);
   EXPECT_THROW(parse_embedding_mode("sparse"), ParamError);

@@ -4,10 +4,10 @@
 
 #include <random>
 
-#include "codec/array_pack.h"
-#include "codec/compress.h"
-#include "codec/method_table.h"
-#include "codec/saten_codec.h"
+#include "formats/array_pack.h"
+#include "pipeline/compress.h"
+#include "methods/method_table.h"
+#include "methods/saten/saten_codec.h"
 #include "common/tensor.h"
 #include "model/linear.h"
 

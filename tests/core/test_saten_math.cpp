@@ -5,10 +5,10 @@
 #include <random>
 
 #include "common/error.h"
-#include "saten/saten_calibrate.h"
-#include "saten/saten_fit.h"
-#include "saten/packed_2of4.h"
-#include "saten/saten_operator.h"
+#include "methods/saten/saten_calibrate.h"
+#include "methods/saten/saten_fit.h"
+#include "methods/saten/packed_2of4.h"
+#include "methods/saten/saten_operator.h"
 
 using namespace tsm;
 

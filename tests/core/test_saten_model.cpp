@@ -5,13 +5,13 @@
 #include <cmath>
 #include <set>
 
-#include "codec/model_artifact.h"
-#include "codec/saten_codec.h"
+#include "pipeline/model_artifact.h"
+#include "methods/saten/saten_codec.h"
 #include "formats/artifact_io.h"
-#include "codec/array_pack.h"
-#include "codec/compress.h"
+#include "formats/array_pack.h"
+#include "pipeline/compress.h"
 #include "formats/hf_model_dir.h"
-#include "model/model_loader.h"
+#include "pipeline/model_loader.h"
 
 using namespace tsm;
 

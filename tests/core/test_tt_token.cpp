@@ -6,10 +6,11 @@
 #include <cmath>
 #include <random>
 
-#include "codec/array_pack.h"
-#include "codec/compress.h"
-#include "codec/method_table.h"
-#include "codec/tt_token_codec.h"
+#include "formats/array_pack.h"
+#include "pipeline/compress.h"
+#include "methods/method_table.h"
+#include "methods/tt_token/token_train_table.h"
+#include "methods/tt_token/tt_token_codec.h"
 #include "metrics/metrics.h"
 #include "tt/tt_svd.h"
 

@@ -4,8 +4,8 @@
 // the latest manifest, device reports and their summary, concurrent clients, the OpenAPI document.
 #include <google/protobuf/util/json_util.h>
 
-#include "codec/compress.h"
-#include "codec/method_table.h"
+#include "pipeline/compress.h"
+#include "methods/method_table.h"
 #include "common/sha256.h"
 #include "formats/artifact_io.h"
 #include "formats/safetensors.h"

@@ -15,7 +15,7 @@
 #include "http/metrics_registry.h"
 #include "http/router.h"
 #include "jobs/job_queue.h"
-#include "jobs/job_spec.h"
+#include "spec/job_spec.h"
 #include "store/blob_store.h"
 #include "store/sqlite_store.h"
 

@@ -1,0 +1,45 @@
+// Block quantization methods q8_0, q4_0, q4_1, q5_0, q5_1 (one codec class, one table row per
+// type): llama.cpp's block layouts (block_formats.h) along the input features of a weight, with
+// plain rounding (ggml's reference quantizer) or GPTQ error feedback from calibration data
+// (gptq.h). The dense baselines and the runtime read the same blocks.
+//
+// Params: {orientation: out_in | in_out (default out_in; in_out for weights stored (in, out), as
+// GPT-2's Conv1D, so blocks still run along the inputs), calibration: none | gptq (default none;
+// gptq needs the inputs of the layer: a whole-model job with calibrate)}.
+// Arrays (little-endian): "blocks" u8 (out, ceil(in / 32) * block_bytes): row o holds the blocks of
+// output feature o over inputs 0..in-1, zero-padded to a multiple of 32 (the padding is stored and
+// counted, as ggml pads a row). CompressedTensor.shape is the stored (rows, cols).
+#pragma once
+#include <string>
+
+#include "methods/block_quant/block_formats.h"
+#include "methods/codec.h"
+
+namespace tsm {
+
+class BlockQuantCodec : public Codec {
+ public:
+  explicit BlockQuantCodec(BlockType t);
+  std::string_view name() const override { return block_format(type_).name; }
+  std::string_view summary() const override { return summary_; }
+  json param_schema() const override;
+  json resolve(const json& params, int64_t rows, int64_t cols) const override;
+  v1::CompressedTensor encode(ConstMatrixRef W, const json& resolved, const CodecContext& ctx) const override;
+  MatrixRM decode(const v1::CompressedTensor& t) const override;
+  bool calibrates() const override { return true; }
+  bool needs_calibration(const json& resolved) const override;
+  /// GPTQ when resolved calibration is gptq, else the plain encode.
+  v1::CompressedTensor encode_calibrated(ConstMatrixRef W, const json& resolved, const Calibration& cal,
+                                         const CodecContext& ctx) const override;
+  BlockType type() const { return type_; }
+
+ private:
+  v1::CompressedTensor encode_with(ConstMatrixRef W, const json& resolved, const MatrixRMd* H, const CodecContext& ctx) const;
+  BlockType type_;
+  std::string summary_;
+};
+
+/// The dense (out, in) rows of a block-quantized tensor (orientation undone by decode()).
+MatrixRM dequantize_blocks(BlockType t, const uint8_t* blocks, int64_t out, int64_t in);
+
+}  // namespace tsm

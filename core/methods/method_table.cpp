@@ -1,0 +1,102 @@
+// The method table: one row per method, in the order `tensorslm methods` lists them.
+#include "methods/method_table.h"
+
+#include "methods/block_quant/block_quant_codec.h"
+#include "methods/fp16/fp16_codec.h"
+#include "methods/int8/int8_codec.h"
+#include "methods/saten/saten_codec.h"
+#include "methods/saten/saten_linear.h"
+#include "methods/svd/svd_codec.h"
+#include "methods/tt_token/tt_embedding.h"
+#include "methods/tt_token/tt_token_codec.h"
+
+namespace tsm {
+
+namespace {
+
+const TtTokenCodec kTtToken;
+const SvdCodec kSvd;
+const Fp16Codec kFp16;
+const Int8RowCodec kInt8;
+const SatenCodec kSaten;
+const BlockQuantCodec kQ8_0{BlockType::kQ8_0};
+const BlockQuantCodec kQ4_0{BlockType::kQ4_0};
+const BlockQuantCodec kQ4_1{BlockType::kQ4_1};
+const BlockQuantCodec kQ5_0{BlockType::kQ5_0};
+const BlockQuantCodec kQ5_1{BlockType::kQ5_1};
+
+//                    codec       LinearOp            TokenEmbedding      default for
+const std::vector<Method> kMethods = {
+    {&kTtToken, nullptr,            &make_tt_embedding, DefaultFor::kEmbedding},
+    {&kSvd,     nullptr,            nullptr,            DefaultFor::kNone},
+    {&kFp16,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kInt8,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kSaten,   &make_saten_linear, nullptr,            DefaultFor::kWholeModel},
+    {&kQ8_0,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ4_0,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ4_1,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ5_0,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ5_1,    nullptr,            nullptr,            DefaultFor::kNone},
+};
+
+/// The names of the rows that `keep`, comma-separated.
+std::string names_where(bool (*keep)(const Method&)) {
+  std::string s;
+  for (const auto& m : kMethods)
+    if (keep(m)) s += (s.empty() ? "" : ", ") + std::string(m.name());
+  return s;
+}
+
+}  // namespace
+
+const Method* try_find_method(std::string_view method) {
+  for (const auto& m : kMethods)
+    if (m.name() == method) return &m;
+  return nullptr;
+}
+
+const Method& find_method(std::string_view method) {
+  if (const Method* m = try_find_method(method)) return *m;
+  throw Error("unknown method '" + std::string(method) + "' (known: " + names_where([](const Method&) { return true; }) + ")");
+}
+
+const std::vector<Method>& all_methods() { return kMethods; }
+
+const Method& default_method(DefaultFor what) {
+  for (const auto& m : kMethods)
+    if (m.default_for == what) return m;
+  throw Error("the method table has no default for this input");  // a broken table, caught by tests
+}
+
+std::string methods_with_embedding_op() {
+  return names_where([](const Method& m) { return m.make_embedding != nullptr; });
+}
+
+std::string calibrating_methods() {
+  return names_where([](const Method& m) { return m.codec->calibrates(); });
+}
+
+const Codec* try_find_codec(std::string_view method) {
+  const Method* m = try_find_method(method);
+  return m ? m->codec : nullptr;
+}
+
+const Codec& find_codec(std::string_view method) { return *find_method(method).codec; }
+
+std::vector<const Codec*> all_codecs() {
+  std::vector<const Codec*> out;
+  for (const auto& m : kMethods) out.push_back(m.codec);
+  return out;
+}
+
+std::unique_ptr<LinearOp> make_compressed_linear(const v1::CompressedTensor& t) {
+  const Method* m = try_find_method(t.method());
+  return m && m->make_linear ? m->make_linear(t) : nullptr;
+}
+
+std::shared_ptr<const TokenEmbedding> make_compressed_embedding(const v1::CompressedTensor& t) {
+  const Method* m = try_find_method(t.method());
+  return m && m->make_embedding ? m->make_embedding(t) : nullptr;
+}
+
+}  // namespace tsm

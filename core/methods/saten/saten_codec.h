@@ -1,0 +1,63 @@
+// "saten" (arXiv 2505.14871): W ~ TT(layout(W)) + S, tensor train plus sparse residual (this folder).
+// Arrays (little-endian, row-major):
+//   "in_modes" i64 (a), "out_modes" i64 (b), "ranks" i64 (d+1),
+//   "core_k" f32 for k = 0..d-1: saten layout (r_k, n_k, r_{k+1}); mpo (r_k, o_k, i_k, r_{k+1})
+//   unstructured: "sp_row_ptr" u32|i64 (d_out+1), "sp_cols" u16|u32 (nnz), "sp_values" f32 (nnz)
+//   N:M:          "nm_values" f32 (d_out, d_in/M*N), "nm_index" u8 (ceil(d_out*d_in/M*N*bits/8)),
+//                 bits = ceil(log2 M) per kept value = its position in its group, LSB first.
+// Orientation: the fit always sees W as (d_out, d_in); with orientation "in_out" (GPT-2 Conv1D) the
+// stored matrix is W^T, i.e. CompressedTensor.shape = (d_in, d_out) and decode() returns (d_in, d_out).
+#pragma once
+#include <vector>
+
+#include "methods/codec.h"
+#include "methods/saten/saten_calibrate.h"
+#include "methods/saten/saten_factors.h"
+
+namespace tsm {
+
+/// Params: {layout: saten|mpo, order: d (saten 4, mpo 3), in_modes/out_modes (optional explicit),
+/// eps: E | ranks: [r_1..r_{d-1}] or r (default eps 0.4), sparsity: unstructured|none|"N:M" (default
+/// unstructured), density (unstructured, default 0.05), index_bits: 16|32|0=auto, refine_rounds (3),
+/// orientation: out_in|in_out}.
+inline constexpr std::string_view kSatenMethod = "saten";
+
+class SatenCodec : public Codec {
+ public:
+  std::string_view name() const override { return kSatenMethod; }
+  std::string_view summary() const override;
+  json param_schema() const override;
+  json resolve(const json& params, int64_t rows, int64_t cols) const override;
+  v1::CompressedTensor encode(ConstMatrixRef W, const json& resolved, const CodecContext& ctx) const override;
+  MatrixRM decode(const v1::CompressedTensor& t) const override;
+  bool calibrates() const override { return true; }
+  /// saten_encode_calibrated with the whitening and Adam steps of `cal`.
+  v1::CompressedTensor encode_calibrated(ConstMatrixRef W, const json& resolved, const Calibration& cal,
+                                         const CodecContext& ctx) const override;
+  /// saten_baselines.
+  std::vector<v1::Baseline> own_baselines(ConstMatrixRef W, const json& resolved, uint64_t target_bytes,
+                                          size_t source_dtype_size) const override;
+};
+
+/// Fit options from resolved params for a (d_out, d_in) matrix (after orientation).
+SatenFitOptions saten_fit_options(const json& resolved, int64_t d_out, int64_t d_in);
+/// Whether resolved params say the stored matrix is (in, out).
+bool saten_in_out(const json& resolved);
+
+/// The CompressedTensor of factors (shape and arrays, method "saten", params_json = resolved).
+v1::CompressedTensor saten_to_proto(const SatenFactors& f, const json& resolved);
+/// Reads and validates every array; throws FormatError on any inconsistency.
+SatenFactors saten_from_proto(const v1::CompressedTensor& t);
+
+/// Calibration-aware encode: W in stored orientation, C = activation covariance (d_in, d_in).
+v1::CompressedTensor saten_encode_calibrated(ConstMatrixRef W, const json& resolved, const MatrixRMd& C,
+                                             const CalibrationOptions& cal, const CodecContext& ctx,
+                                             CalibrationReport* report = nullptr);
+
+/// Saten-specific baselines for W (stored orientation) at (nearest to) `target_bytes`: "tt" (plain TT,
+/// same layout, uniform rank cap), "prune-2:4" (magnitude 2:4 alone, packed, its natural size) and
+/// "prune" (unstructured magnitude pruning in CSR at equal bytes). compress_matrix adds svd/int8/...
+std::vector<v1::Baseline> saten_baselines(ConstMatrixRef W, const json& resolved, uint64_t target_bytes,
+                                          size_t source_dtype_size);
+
+}  // namespace tsm

@@ -1,0 +1,30 @@
+// Building a .tsm artifact from source tensors: each tensor goes through compress_matrix (codec,
+// metrics, baselines) and the artifact gets its header fields and `total` metrics (sums over tensors).
+// Pure: no file or network access; the CLI and the server's job runner both call it.
+#pragma once
+#include <span>
+#include <string>
+
+#include "common/tensor.h"  // before compress.h, which uses DType
+#include "pipeline/compress.h"
+#include "formats/artifact_io.h"
+
+namespace tsm {
+
+/// Compresses every tensor of `tensors` (each read as an f32 matrix, see Tensor::to_matrix) with
+/// `method` and `params`. ctx.progress receives 0..1 over all tensors (split by element count);
+/// ctx.cancel is honoured between and inside tensors; ctx.row_weights is passed only to tensors
+/// whose row count equals its size. Fills format_version, source_sha256, method,
+/// params_json (as given), generator "tensorslm <TSM_VERSION>", created_unix and `total`:
+/// byte counts are sums, ratios come from the sums, rel_error is over all tensors combined
+/// (sqrt(sum ||A_i - Â_i||^2 / sum ||A_i||^2)), cos_mean is row-weighted, cos_min/cos_p01 are the
+/// minimum over tensors (a conservative p01), max_abs_error the maximum, seconds the sum.
+/// Throws tsm::ParamError / tsm::Error from the codec, tsm::Error for an empty list or non-float tensors.
+v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& source_sha256, const std::string& method,
+                            const json& params, const CodecContext& ctx, const CompressOptions& opt = {});
+
+/// The `total` metrics of a list of compressed tensors as build_artifact computes them. `sq_norms[i]`
+/// is ||A_i||_F^2 of tensor i (weights for the combined relative error).
+v1::Metrics total_metrics(const google::protobuf::RepeatedPtrField<v1::CompressedTensor>& tensors, std::span<const double> sq_norms);
+
+}  // namespace tsm

@@ -1,0 +1,276 @@
+#include "pipeline/model_artifact.h"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "formats/array_pack.h"
+#include "pipeline/artifact_builder.h"
+#include "pipeline/compress.h"
+#include "methods/method_table.h"
+#include "common/atomic_file.h"
+#include "common/tensor_pattern.h"
+#include "metrics/metrics.h"
+#include "model/arch_table.h"
+#include "model/evaluate.h"
+#include "model/generate.h"
+#include "pipeline/model_loader.h"
+#include "pipeline/model_weights.h"
+
+namespace tsm {
+
+namespace {
+
+// Checkpoint names of the linear weights of every layer, mapped to the layer's operator slot.
+struct LinearSlot {
+  int64_t layer;
+  Role role;
+};
+
+std::map<std::string, LinearSlot> linear_slots(const ModelConfig& cfg) {
+  const ArchSpec& spec = arch_spec(cfg.arch);
+  std::map<std::string, LinearSlot> out;
+  for (int64_t l = 0; l < cfg.n_layer; ++l)
+    for (Role r : {Role::kQkvW, Role::kQW, Role::kKW, Role::kVW, Role::kOW, Role::kUpW, Role::kGateW, Role::kDownW})
+      if (auto n = tensor_name(spec, r, l)) {
+        out[*n] = {l, r};
+        const std::string pre = spec.optional_prefix;
+        if (!pre.empty() && n->rfind(pre, 0) == 0) out[n->substr(pre.size())] = {l, r};
+      }
+  return out;
+}
+
+std::unique_ptr<LinearOp>* slot_op(TransformerLayer& L, Role r) {
+  switch (r) {
+    case Role::kQkvW: return &L.qkv;
+    case Role::kQW: return &L.q;
+    case Role::kKW: return &L.k;
+    case Role::kVW: return &L.v;
+    case Role::kOW: return &L.o;
+    case Role::kUpW: return &L.up;
+    case Role::kGateW: return &L.gate;
+    case Role::kDownW: return &L.down;
+    default: return nullptr;
+  }
+}
+
+// Passes through to the wrapped layer and accumulates the covariance sum x^T x of its inputs.
+class RecordingLinear final : public LinearOp {
+ public:
+  explicit RecordingLinear(std::unique_ptr<LinearOp> op)
+      : op_(std::move(op)), sum_(MatrixRMd::Zero(op_->in_features(), op_->in_features())) {}
+  int64_t in_features() const override { return op_->in_features(); }
+  int64_t out_features() const override { return op_->out_features(); }
+  void forward(const float* x, int64_t n, float* y) const override {
+    const Eigen::Map<const MatrixRM> X(x, n, in_features());
+    const MatrixRMd Xd = X.cast<double>();
+    sum_.noalias() += Xd.transpose() * Xd;
+    rows_ += n;
+    op_->forward(x, n, y);
+  }
+  MatrixRMd covariance() const { return rows_ > 0 ? MatrixRMd(sum_ / double(rows_)) : sum_; }
+
+ private:
+  std::unique_ptr<LinearOp> op_;
+  mutable MatrixRMd sum_;  ///< (in, in)
+  mutable int64_t rows_ = 0;
+};
+
+bool is_in_out_linear(const ModelConfig& cfg, const std::map<std::string, LinearSlot>& slots, const std::string& name) {
+  return arch_spec(cfg.arch).linear_layout == WeightLayout::kInOut && slots.count(name) > 0;
+}
+
+}  // namespace
+
+v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Artifact& compressed,
+                                       const ModelArtifactOptions& opt) {
+  const auto dense = load_transformer(ModelWeights::from_parts(dense_dir, nullptr));
+  const auto comp = load_transformer(ModelWeights::from_parts(std::nullopt, std::make_shared<const v1::Artifact>(compressed)));
+  const int length = int(std::min<int64_t>(opt.eval_length, dense->cfg.max_positions));
+  const auto seqs = sample_sequences(*dense, opt.eval_sequences, opt.eval_length, opt.seed);
+  return compare_models(*dense, *comp, seqs,
+                        std::to_string(seqs.size()) + " sequences of " + std::to_string(length) +
+                            " tokens self-sampled from the dense model (temperature 1, seed " + std::to_string(opt.seed) + ")")
+      .to_proto();
+}
+
+ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, const std::string& tensor_regex,
+                              const std::string& method, const json& params, const ModelArtifactOptions& opt) {
+  const Codec& codec = find_codec(method);
+  const TensorPattern re(tensor_regex, TensorPattern::Anchor::kSearch);
+  ModelPlan plan;
+  // The architecture is optional for compression (any safetensors model can be compressed) but
+  // needed for orientation of Conv1D weights, calibration and evaluation.
+  try {
+    plan.cfg = parse_model_config(config);
+  } catch (const Error&) {
+  }
+  const auto slots = plan.cfg ? linear_slots(*plan.cfg) : std::map<std::string, LinearSlot>{};
+  if (opt.calibrate) {
+    if (!codec.calibrates())
+      throw ParamError("calibrate", "calibration-aware compression is implemented for " + calibrating_methods() + " only, not " + method);
+    if (!plan.cfg) throw ParamError("calibrate", "needs a model the runtime can run (gpt2, opt or llama config.json)");
+  }
+  for (const auto& t : tensors) {
+    const std::string& n = t.name;
+    if (t.shape.size() != 2 || !is_float(t.dtype) || !re.matches(n)) continue;
+    json p = params.is_null() ? json::object() : params;
+    if (codec.takes_orientation() && plan.cfg && !p.contains("orientation") && is_in_out_linear(*plan.cfg, slots, n))
+      p["orientation"] = "in_out";
+    try {
+      const json r = codec.resolve(p, t.shape[0], t.shape[1]);
+      if (!opt.calibrate && codec.needs_calibration(r))
+        throw ParamError("calibrate", "these parameters need calibration data: add calibrate (--calibrate in the CLI)");
+    } catch (const ParamError& e) {
+      throw ParamError(e.field(), std::string("tensor '") + n + "' (" + std::to_string(t.shape[0]) + " x " +
+                                      std::to_string(t.shape[1]) + "): " + e.what());
+    }
+    plan.tensors.push_back({n, std::move(p)});
+    plan.elements += t.shape[0] * t.shape[1];
+  }
+  if (plan.tensors.empty()) {
+    std::string names;
+    for (const auto& t : tensors) {
+      if (t.shape.size() != 2) continue;
+      names += (names.empty() ? "" : ", ") + t.name;
+      if (names.size() > 300) { names += ", ..."; break; }
+    }
+    throw ParamError("tensors", "no 2-D float tensor of the model matches '" + tensor_regex + "' (2-D tensors: " + names + ")");
+  }
+  return plan;
+}
+
+ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                              const json& params, const ModelArtifactOptions& opt) {
+  std::vector<TensorMeta> tensors;
+  for (const auto& n : model.tensor_names()) {
+    const Tensor& t = model.at(n);
+    tensors.push_back({n, t.dtype, t.shape});
+  }
+  return plan_model_artifact(tensors, model.config(), tensor_regex, method, params, opt);
+}
+
+v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                                  const json& params, const CodecContext& ctx, const std::string& source_sha256) {
+  return build_model_artifact(model, tensor_regex, method, params, ctx, source_sha256, ModelArtifactOptions{});
+}
+
+v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                                  const json& params, const CodecContext& ctx, const std::string& source_sha256,
+                                  const ModelArtifactOptions& opt) {
+  const Codec& codec = find_codec(method);
+  const ModelPlan plan = plan_model_artifact(model, tensor_regex, method, params, opt);
+  const auto& cfg = plan.cfg;
+  const auto slots = cfg ? linear_slots(*cfg) : std::map<std::string, LinearSlot>{};
+  std::map<std::string, const json*> selected;  // name -> its params
+  for (const auto& t : plan.tensors) selected[t.name] = &t.params;
+  const int64_t selected_elems = plan.elements;
+
+  // Calibration: inputs of every selected linear layer, from the dense model on self-sampled text.
+  std::map<std::string, MatrixRMd> covariances;
+  if (opt.calibrate) {
+    auto net = load_transformer(ModelWeights::from_parts(model, nullptr));
+    std::map<std::string, const RecordingLinear*> rec;
+    for (const auto& [n, unused] : selected) {
+      auto it = slots.find(n);
+      if (it == slots.end()) continue;
+      auto* p = slot_op(net->layers[it->second.layer], it->second.role);
+      if (!p || !*p) continue;
+      auto r = std::make_unique<RecordingLinear>(std::move(*p));
+      rec[n] = r.get();
+      *p = std::move(r);
+    }
+    // Seeds far from the evaluation seeds, so evaluation text is held out.
+    sample_sequences(*net, opt.calib_sequences, int(std::min<int64_t>(opt.calib_length, net->cfg.max_positions)),
+                     opt.seed + 1000003);
+    for (const auto& [n, r] : rec) covariances[n] = r->covariance();
+  }
+
+  v1::Artifact art;
+  art.set_format_version(kArtifactFormatVersion);
+  art.set_source_sha256(source_sha256);
+  art.set_method(method);
+  json job = {{"tensors", tensor_regex}, {"params", params.is_null() ? json::object() : params}};
+  if (opt.calibrate) job["calibrate"] = {{"sequences", opt.calib_sequences}, {"length", opt.calib_length}, {"adam_steps", opt.adam_steps}, {"whitening", opt.whitening}};
+  art.set_params_json(job.dump());
+  art.set_generator(std::string("tensorslm ") + TSM_VERSION);
+  art.set_created_unix(uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch()).count()));
+  art.set_config_json(model.config().dump(2));
+  if (auto tp = model.tokenizer_path()) art.set_tokenizer_json(read_file(*tp));
+
+  std::vector<double> sq_norms;
+  uint64_t pass_bytes = 0, pass_src_bytes = 0, pass_elems = 0;
+  int64_t done_elems = 0;
+  for (const auto& n : model.tensor_names()) {
+    ctx.check_cancel();
+    const Tensor& t = model.at(n);
+    const auto pick = selected.find(n);
+    if (pick == selected.end()) {
+      v1::Array* a = art.add_passthrough();
+      a->CopyFrom(make_array(n, t.dtype, t.shape, t.bytes.data(), t.bytes.size()));
+      pass_bytes += t.bytes.size() + 8ull * t.shape.size();
+      pass_src_bytes += t.bytes.size();
+      pass_elems += uint64_t(t.numel());
+      continue;
+    }
+    const MatrixRM W = t.to_matrix();
+    const json& p = *pick->second;
+    CodecContext sub = ctx;
+    const int64_t base = done_elems;
+    sub.progress = [&, base](double f) {
+      ctx.report((double(base) + f * double(t.numel())) / double(selected_elems));
+    };
+    if (!(ctx.row_weights.size() == size_t(W.rows()))) sub.row_weights = {};
+    v1::CompressedTensor ct;
+    try {
+      auto cov = covariances.find(n);
+      if (cov != covariances.end()) {
+        const json r = codec.resolve(p, W.rows(), W.cols());
+        const Calibration cal{&cov->second, opt.adam_steps, opt.whitening};
+        const auto t0 = std::chrono::steady_clock::now();
+        ct = codec.encode_calibrated(W, r, cal, sub);
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        ct.set_name(n);
+        ct.set_source_dtype(to_proto(t.dtype));
+        const MatrixRM Wh = codec.decode(ct);
+        fill_metrics(*ct.mutable_metrics(), error_stats(W, Wh), codec.stored_bytes(ct), W.rows(), W.cols(), dtype_size(t.dtype));
+        ct.mutable_metrics()->set_seconds(secs);
+      } else {
+        ct = compress_matrix(W, n, t.dtype, method, p, sub, CompressOptions{opt.baselines});
+      }
+    } catch (const ParamError& e) {
+      throw ParamError(e.field(), std::string("tensor '") + n + "': " + e.what());
+    }
+    if (opt.baselines)
+      for (auto& b : codec.own_baselines(W, json::parse(ct.params_json()), ct.metrics().stored_bytes(), dtype_size(t.dtype)))
+        ct.add_baselines()->Swap(&b);
+    sq_norms.push_back(double(W.squaredNorm()));
+    art.add_tensors()->Swap(&ct);
+    done_elems += t.numel();
+  }
+
+  // Whole model: the compressed tensors' totals plus the passthrough bytes.
+  v1::Metrics total = total_metrics(art.tensors(), sq_norms);
+  total.set_stored_bytes(total.stored_bytes() + pass_bytes);
+  total.set_dense_f32_bytes(total.dense_f32_bytes() + 4 * pass_elems);
+  total.set_source_bytes(total.source_bytes() + pass_src_bytes);
+  total.set_ratio_f32(double(total.dense_f32_bytes()) / double(std::max<uint64_t>(1, total.stored_bytes())));
+  total.set_ratio_source(double(total.source_bytes()) / double(std::max<uint64_t>(1, total.stored_bytes())));
+  *art.mutable_total() = total;
+
+  if (opt.eval && cfg) {
+    ctx.check_cancel();
+    try {
+      *art.mutable_quality() = measure_model_quality(model, art, opt);
+    } catch (const Canceled&) {
+      throw;
+    } catch (const Error& e) {  // architecture the runtime cannot run: report why instead of failing the job
+      art.mutable_quality()->set_source(std::string("not evaluated: ") + e.what());
+    }
+  }
+  ctx.report(1.0);
+  return art;
+}
+
+}  // namespace tsm

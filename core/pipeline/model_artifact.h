@@ -1,0 +1,76 @@
+// Whole-model compression jobs: every 2-D tensor of an HF model directory whose name matches a regex
+// (RE2 syntax, common/tensor_pattern.h; searched anywhere in the name, as llama.cpp's --tensor-type) is compressed
+// with one method; every other tensor passes through unchanged; config.json and tokenizer.json are
+// copied, so the artifact alone is a runnable model. Invariant: tensors + passthrough together hold
+// every tensor of the source exactly once. `total` counts the whole model (passthrough bytes
+// included); quality is measured when the runtime can run the architecture.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "methods/codec.h"
+#include "formats/artifact_io.h"
+#include "formats/hf_model_dir.h"
+#include "model/model_config.h"
+
+namespace tsm {
+
+struct ModelArtifactOptions {
+  bool baselines = true;        ///< generic baselines (compress_matrix) + the method's own (Codec::own_baselines)
+  bool eval = true;             ///< measure KL / ppl vs the dense model when the model is runnable
+  int eval_sequences = 4;       ///< self-sampled sequences from the dense model (temperature 1)
+  int eval_length = 32;         ///< tokens per sequence (capped by the context length)
+  uint64_t seed = 1;
+  /// Calibration-aware compression (methods whose codec calibrates(), e.g. saten): collect the inputs of every compressed linear layer by running the dense
+  /// model on `calib_sequences` self-sampled sequences (seeds disjoint from the evaluation ones) and
+  /// fit each layer in the activation-weighted norm (Codec::encode_calibrated).
+  bool calibrate = false;
+  int calib_sequences = 8;
+  int calib_length = 128;       ///< tokens per calibration sequence (capped by the context length), apart from eval_length
+  int adam_steps = 50;
+  std::string whitening = "cholesky";
+};
+
+/// What a whole-model job will compress: the matching 2-D float tensors in model order, each with
+/// the parameters it gets (orientation in_out added for GPT-2 Conv1D weights when the method takes one), already
+/// checked by the codec against its shape. Cheap (no compression): the service validates a job
+/// with it before queueing.
+struct ModelPlan {
+  struct Item {
+    std::string name;
+    json params;
+  };
+  std::vector<Item> tensors;
+  int64_t elements = 0;            ///< sum of the selected tensors' sizes
+  std::optional<ModelConfig> cfg;  ///< when config.json names an architecture the runtime knows
+};
+/// Throws ParamError("tensors") for a bad regex or when no 2-D float tensor matches, the codec's
+/// ParamError for bad params (naming the tensor and its shape), ParamError("calibrate") when
+/// calibration is asked of a method or model that cannot have it.
+ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                              const json& params, const ModelArtifactOptions& opt = {});
+/// The same from a tensor listing and config.json alone (no model files opened), e.g. what the
+/// service recorded for an upload.
+struct TensorMeta {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+};
+ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, const std::string& tensor_regex,
+                              const std::string& method, const json& params, const ModelArtifactOptions& opt = {});
+
+/// Compresses per plan_model_artifact (same errors) and measures quality when asked.
+v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                                  const json& params, const CodecContext& ctx, const std::string& source_sha256);
+v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
+                                  const json& params, const CodecContext& ctx, const std::string& source_sha256,
+                                  const ModelArtifactOptions& opt);
+
+/// KL(dense || compressed), top-1 agreement and perplexities of the artifact's model against the dense
+/// model directory on self-sampled sequences. Throws tsm::Error when either model cannot be loaded.
+v1::ModelQuality measure_model_quality(const HfModelDir& dense, const v1::Artifact& compressed,
+                                       const ModelArtifactOptions& opt);
+
+}  // namespace tsm
