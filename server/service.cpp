@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "http/http_server.h"
+#include "spec/job_spec.h"
 #include "store/sqlite_store.h"
 
 namespace tsm::server {
@@ -58,8 +59,8 @@ uint16_t Service::start() {
     o += "tensorslm_jobs_running " + std::to_string(a.jobs->running()) + "\n";
     o += "# HELP tensorslm_jobs Jobs in the store by state.\n# TYPE tensorslm_jobs gauge\n";
     auto counts = a.store->count_jobs_by_state();
-    for (const char* s : {"queued", "running", "succeeded", "failed", "canceled"})
-      o += std::string("tensorslm_jobs{state=\"") + s + "\"} " + std::to_string(counts[s]) + "\n";
+    for (auto st : {v1::QUEUED, v1::RUNNING, v1::SUCCEEDED, v1::FAILED, v1::CANCELED})
+      o += "tensorslm_jobs{state=\"" + state_name(st) + "\"} " + std::to_string(counts[state_name(st)]) + "\n";
     o += "# HELP tensorslm_blob_bytes Bytes in the blob store (uploads and artifacts).\n# TYPE tensorslm_blob_bytes gauge\n";
     o += "tensorslm_blob_bytes " + std::to_string(a.blobs->bytes_stored()) + "\n";
   });

@@ -45,12 +45,26 @@ v1::Metrics total_metrics(const google::protobuf::RepeatedPtrField<v1::Compresse
 
 v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& source_sha256, const std::string& method,
                             const json& params, const CodecContext& ctx, const CompressOptions& opt) {
+  std::vector<TensorMethod> each(tensors.size(), TensorMethod{method, params});
+  return build_artifact(tensors, source_sha256, each, params, ctx, opt);
+}
+
+v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& source_sha256,
+                            std::span<const TensorMethod> per_tensor, const json& job, const CodecContext& ctx,
+                            const CompressOptions& opt) {
   if (tensors.empty()) throw Error("nothing to compress: no tensors given");
+  if (per_tensor.size() != tensors.size()) throw Error("build_artifact: one method per tensor expected");
+  std::string methods;
+  for (size_t i = 0; i < per_tensor.size(); ++i) {
+    bool seen = false;
+    for (size_t k = 0; k < i; ++k) seen = seen || per_tensor[k].method == per_tensor[i].method;
+    if (!seen) methods += (methods.empty() ? "" : "+") + per_tensor[i].method;
+  }
   v1::Artifact a;
   a.set_format_version(kArtifactFormatVersion);
   a.set_source_sha256(source_sha256);
-  a.set_method(method);
-  a.set_params_json(params.dump());
+  a.set_method(methods);
+  a.set_params_json(job.dump());
   a.set_generator(std::string("tensorslm ") + TSM_VERSION);
   a.set_created_unix(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
@@ -60,7 +74,8 @@ v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& 
   for (const auto& t : tensors) total_elems += static_cast<double>(t.numel());
   double done = 0;
   std::vector<double> sq_norms;
-  for (const auto& t : tensors) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
     ctx.check_cancel();
     MatrixRM W = t.to_matrix();  // (rows, cols) f32
     double share = total_elems > 0 ? static_cast<double>(t.numel()) / total_elems : 1.0 / static_cast<double>(tensors.size());
@@ -68,7 +83,7 @@ v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& 
     CodecContext sub = ctx;
     sub.progress = [&ctx, base, share](double p) { ctx.report(base + share * std::clamp(p, 0.0, 1.0)); };
     if (static_cast<int64_t>(ctx.row_weights.size()) != W.rows()) sub.row_weights = {};
-    *a.add_tensors() = compress_matrix(W, t.name, t.dtype, method, params, sub, opt);
+    *a.add_tensors() = compress_matrix(W, t.name, t.dtype, per_tensor[i].method, per_tensor[i].params, sub, opt);
     sq_norms.push_back(W.cast<double>().squaredNorm());
     done += share;
     ctx.report(done);

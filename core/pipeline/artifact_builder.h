@@ -23,6 +23,17 @@ namespace tsm {
 v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& source_sha256, const std::string& method,
                             const json& params, const CodecContext& ctx, const CompressOptions& opt = {});
 
+/// One tensor's method and its resolved params (a job's ResolvedJob entry).
+struct TensorMethod {
+  std::string method;
+  json params;
+};
+/// The same with a method per tensor (`per_tensor[i]` for `tensors[i]`, same size, else tsm::Error);
+/// the artifact's method is the distinct methods joined with '+', its params_json `job`.
+v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& source_sha256,
+                            std::span<const TensorMethod> per_tensor, const json& job, const CodecContext& ctx,
+                            const CompressOptions& opt = {});
+
 /// The `total` metrics of a list of compressed tensors as build_artifact computes them. `sq_norms[i]`
 /// is ||A_i||_F^2 of tensor i (weights for the combined relative error).
 v1::Metrics total_metrics(const google::protobuf::RepeatedPtrField<v1::CompressedTensor>& tensors, std::span<const double> sq_norms);

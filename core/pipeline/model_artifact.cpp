@@ -1,5 +1,6 @@
 #include "pipeline/model_artifact.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -76,6 +77,16 @@ class RecordingLinear final : public LinearOp {
   mutable int64_t rows_ = 0;
 };
 
+/// The artifact's method: the one method of the plan, or its methods joined with '+' (a mixed plan).
+std::string plan_method(const ModelPlan& plan) {
+  std::vector<std::string> ms;
+  for (const auto& t : plan.tensors)
+    if (std::find(ms.begin(), ms.end(), t.method) == ms.end()) ms.push_back(t.method);
+  std::string out;
+  for (const auto& m : ms) out += (out.empty() ? "" : "+") + m;
+  return out;
+}
+
 bool is_in_out_linear(const ModelConfig& cfg, const std::map<std::string, LinearSlot>& slots, const std::string& name) {
   return arch_spec(cfg.arch).linear_layout == WeightLayout::kInOut && slots.count(name) > 0;
 }
@@ -94,10 +105,17 @@ v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Ar
       .to_proto();
 }
 
-ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, const std::string& tensor_regex,
-                              const std::string& method, const json& params, const ModelArtifactOptions& opt) {
-  const Codec& codec = find_codec(method);
-  const TensorPattern re(tensor_regex, TensorPattern::Anchor::kSearch);
+ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, std::span<const MethodRule> rules,
+                              const ModelArtifactOptions& opt) {
+  struct Rule {
+    const Codec* codec;
+    const MethodRule* rule;
+    TensorPattern re;
+  };
+  std::vector<Rule> compiled;
+  for (const auto& r : rules)
+    compiled.push_back({&find_codec(r.method), &r,
+                        TensorPattern(r.pattern, r.full_match ? TensorPattern::Anchor::kFull : TensorPattern::Anchor::kSearch)});
   ModelPlan plan;
   // The architecture is optional for compression (any safetensors model can be compressed) but
   // needed for orientation of Conv1D weights, calibration and evaluation.
@@ -107,37 +125,51 @@ ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json
   }
   const auto slots = plan.cfg ? linear_slots(*plan.cfg) : std::map<std::string, LinearSlot>{};
   if (opt.calibrate) {
-    if (!codec.calibrates())
-      throw ParamError("calibrate", "calibration-aware compression is implemented for " + calibrating_methods() + " only, not " + method);
+    bool any = false;
+    for (const auto& r : compiled) any = any || r.codec->calibrates();
+    if (!any)
+      throw ParamError("calibrate", "calibration-aware compression is implemented for " + calibrating_methods() + " only, not " +
+                                        (rules.empty() ? std::string("none") : rules.front().method));
     if (!plan.cfg) throw ParamError("calibrate", "needs a model the runtime can run (gpt2, opt or llama config.json)");
   }
   for (const auto& t : tensors) {
     const std::string& n = t.name;
-    if (t.shape.size() != 2 || !is_float(t.dtype) || !re.matches(n)) continue;
-    json p = params.is_null() ? json::object() : params;
+    if (t.shape.size() != 2 || !is_float(t.dtype)) continue;
+    const auto hit = std::find_if(compiled.begin(), compiled.end(), [&](const Rule& r) { return r.re.matches(n); });
+    if (hit == compiled.end()) continue;
+    const Codec& codec = *hit->codec;
+    json p = hit->rule->params.is_null() ? json::object() : hit->rule->params;
     if (codec.takes_orientation() && plan.cfg && !p.contains("orientation") && is_in_out_linear(*plan.cfg, slots, n))
       p["orientation"] = "in_out";
+    json r;
     try {
-      const json r = codec.resolve(p, t.shape[0], t.shape[1]);
+      r = codec.resolve(p, t.shape[0], t.shape[1]);
       if (!opt.calibrate && codec.needs_calibration(r))
         throw ParamError("calibrate", "these parameters need calibration data: add calibrate (--calibrate in the CLI)");
     } catch (const ParamError& e) {
       throw ParamError(e.field(), std::string("tensor '") + n + "' (" + std::to_string(t.shape[0]) + " x " +
                                       std::to_string(t.shape[1]) + "): " + e.what());
     }
-    plan.tensors.push_back({n, std::move(p)});
+    plan.tensors.push_back({n, std::string(codec.name()), std::move(r)});
     plan.elements += t.shape[0] * t.shape[1];
   }
   if (plan.tensors.empty()) {
-    std::string names;
+    std::string names, patterns;
     for (const auto& t : tensors) {
       if (t.shape.size() != 2) continue;
       names += (names.empty() ? "" : ", ") + t.name;
       if (names.size() > 300) { names += ", ..."; break; }
     }
-    throw ParamError("tensors", "no 2-D float tensor of the model matches '" + tensor_regex + "' (2-D tensors: " + names + ")");
+    for (const auto& r : rules) patterns += (patterns.empty() ? "'" : ", '") + r.pattern.substr(0, 200) + "'";
+    throw ParamError("tensors", "no 2-D float tensor of the model matches " + patterns + " (2-D tensors: " + names + ")");
   }
   return plan;
+}
+
+ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, const std::string& tensor_regex,
+                              const std::string& method, const json& params, const ModelArtifactOptions& opt) {
+  const MethodRule rule{tensor_regex, false, method, params};
+  return plan_model_artifact(tensors, config, std::span<const MethodRule>(&rule, 1), opt);
 }
 
 ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
@@ -158,12 +190,17 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
                                   const json& params, const CodecContext& ctx, const std::string& source_sha256,
                                   const ModelArtifactOptions& opt) {
-  const Codec& codec = find_codec(method);
   const ModelPlan plan = plan_model_artifact(model, tensor_regex, method, params, opt);
+  json job = {{"tensors", tensor_regex}, {"params", params.is_null() ? json::object() : params}};
+  return build_model_artifact(model, plan, ctx, source_sha256, opt, job);
+}
+
+v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan, const CodecContext& ctx,
+                                  const std::string& source_sha256, const ModelArtifactOptions& opt, json job) {
   const auto& cfg = plan.cfg;
   const auto slots = cfg ? linear_slots(*cfg) : std::map<std::string, LinearSlot>{};
-  std::map<std::string, const json*> selected;  // name -> its params
-  for (const auto& t : plan.tensors) selected[t.name] = &t.params;
+  std::map<std::string, const ModelPlan::Item*> selected;  // name -> its method and params
+  for (const auto& t : plan.tensors) selected[t.name] = &t;
   const int64_t selected_elems = plan.elements;
 
   // Calibration: inputs of every selected linear layer, from the dense model on self-sampled text.
@@ -189,8 +226,7 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
   v1::Artifact art;
   art.set_format_version(kArtifactFormatVersion);
   art.set_source_sha256(source_sha256);
-  art.set_method(method);
-  json job = {{"tensors", tensor_regex}, {"params", params.is_null() ? json::object() : params}};
+  art.set_method(plan_method(plan));
   if (opt.calibrate) job["calibrate"] = {{"sequences", opt.calib_sequences}, {"length", opt.calib_length}, {"adam_steps", opt.adam_steps}, {"whitening", opt.whitening}};
   art.set_params_json(job.dump());
   art.set_generator(std::string("tensorslm ") + TSM_VERSION);
@@ -215,7 +251,9 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
       continue;
     }
     const MatrixRM W = t.to_matrix();
-    const json& p = *pick->second;
+    const json& p = pick->second->params;
+    const std::string& method = pick->second->method;
+    const Codec& codec = find_codec(method);
     CodecContext sub = ctx;
     const int64_t base = done_elems;
     sub.progress = [&, base](double f) {
@@ -225,7 +263,7 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
     v1::CompressedTensor ct;
     try {
       auto cov = covariances.find(n);
-      if (cov != covariances.end()) {
+      if (cov != covariances.end() && codec.calibrates()) {
         const json r = codec.resolve(p, W.rows(), W.cols());
         const Calibration cal{&cov->second, opt.adam_steps, opt.whitening};
         const auto t0 = std::chrono::steady_clock::now();

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,8 @@ struct ModelArtifactOptions {
 struct ModelPlan {
   struct Item {
     std::string name;
-    json params;
+    std::string method;
+    json params;  ///< resolved by the method's codec (defaults filled)
   };
   std::vector<Item> tensors;
   int64_t elements = 0;            ///< sum of the selected tensors' sizes
@@ -61,12 +63,30 @@ struct TensorMeta {
 ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, const std::string& tensor_regex,
                               const std::string& method, const json& params, const ModelArtifactOptions& opt = {});
 
+/// One rule of a mixed plan: the 2-D float tensors whose name `pattern` matches (fully, or anywhere
+/// in the name) get `method` with `params`. The first rule that matches a tensor decides.
+struct MethodRule {
+  std::string pattern;
+  bool full_match = false;
+  std::string method;
+  json params;
+};
+/// The plan for rules (e.g. a job's per-tensor entries, then its method for the rest). Same errors
+/// as above; ParamError("calibrate") when calibration is asked and no rule's method calibrates.
+ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, std::span<const MethodRule> rules,
+                              const ModelArtifactOptions& opt = {});
+
 /// Compresses per plan_model_artifact (same errors) and measures quality when asked.
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
                                   const json& params, const CodecContext& ctx, const std::string& source_sha256);
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
                                   const json& params, const CodecContext& ctx, const std::string& source_sha256,
                                   const ModelArtifactOptions& opt);
+
+/// Compresses the tensors of `plan` (each with its own method and resolved params); `job` is recorded
+/// as the artifact's params_json (calibration added when it ran).
+v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan, const CodecContext& ctx,
+                                  const std::string& source_sha256, const ModelArtifactOptions& opt, json job);
 
 /// KL(dense || compressed), top-1 agreement and perplexities of the artifact's model against the dense
 /// model directory on self-sampled sequences. Throws tsm::Error when either model cannot be loaded.

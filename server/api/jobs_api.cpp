@@ -6,9 +6,8 @@
 
 #include "api/api_util.h"
 #include "app.h"
-#include "methods/method_table.h"
 #include "common/error.h"
-#include "jobs/job_input.h"
+#include "jobs/resolve_job.h"
 #include "spec/job_spec.h"
 
 namespace tsm::server {
@@ -19,12 +18,12 @@ namespace {
 /// spliced in as they are, not parsed and dumped again on every poll.
 std::string job_text(const JobRecord& j, double progress, bool cancel_requested = false) {
   json head = {{"id", j.id},
-               {"state", j.state},
+               {"state", state_name(j.state)},
                {"progress", progress},
                {"upload", j.upload},
                {"method", j.method},
                {"priority", j.priority},
-               {"spec", stored_job_spec(j.spec_pb).to_json()},
+               {"spec", job_spec_json(stored_job_spec(j.spec_pb))},
                {"attempts", j.attempts},
                {"created_unix", j.created_unix},
                {"url", "/v1/jobs/" + j.id}};
@@ -39,8 +38,6 @@ std::string job_text(const JobRecord& j, double progress, bool cancel_requested 
   out += '}';
   return out;
 }
-
-bool terminal(const std::string& s) { return s == "succeeded" || s == "failed" || s == "canceled"; }
 
 JobRecord must_get(App& app, const std::string& id) {
   auto j = is_id(id, "j_") ? app.store->get_job(id) : std::nullopt;
@@ -57,7 +54,7 @@ void respond_when_done(App& app, Request& req, const std::string& id, double wai
                        Respond respond, const std::string& location) {
   auto make = [&app, id, pending_status, location] {
     const JobRecord j = must_get(app, id);
-    auto r = job_response(app, terminal(j.state) ? http::status::ok : pending_status, j);
+    auto r = job_response(app, is_terminal(j.state) ? http::status::ok : pending_status, j);
     if (!location.empty()) r.set(http::field::location, location);
     return r;
   };
@@ -92,44 +89,21 @@ void respond_when_done(App& app, Request& req, const std::string& id, double wai
 void add_job_routes(App& app) {
   app.router.add(http::verb::post, "/v1/jobs", Perm::Jobs, [&app](RequestPtr req, Respond respond) {
     double wait_s = query_number(*req, "wait", 0, 0, app.config.max_wait_s);
-    JobSpec spec = parse_job_spec(parse_json_body(*req));
-    auto upload = is_id(spec.upload, "u_") ? app.store->get_upload(spec.upload) : std::nullopt;
+    const v1::JobSpec spec = parse_job_spec(parse_json_body(*req));
+    auto upload = is_id(spec.upload(), "u_") ? app.store->get_upload(spec.upload()) : std::nullopt;
     if (!upload)
-      throw HttpError(http::status::unprocessable_entity, "upload '" + spec.upload + "' does not exist (POST /v1/uploads first)",
+      throw HttpError(http::status::unprocessable_entity, "upload '" + spec.upload() + "' does not exist (POST /v1/uploads first)",
                       {{"field", "upload"}});
-    if (spec.whole_model && upload->format != "tar")
-      throw HttpError(http::status::unprocessable_entity,
-                      "whole_model needs an HF model directory upload (a tar); upload " + upload->id + " is " + upload->format,
-                      {{"field", "whole_model"}});
-    if (spec.max_kl && !spec.whole_model)
-      throw HttpError(http::status::unprocessable_entity,
-                      "quality_gate.max_kl needs a whole-model job (KL is measured by running the model)",
-                      {{"field", "quality_gate.max_kl"}});
-    // Whole-model jobs: the regex, every selected tensor's params and calibration, checked
-    // against the extracted model now rather than when the job runs.
-    if (spec.whole_model) check_whole_model_job(*upload, app.models_dir + "/" + upload->sha256, spec);
-    // Whole-model jobs match by regex search inside the builder; plain jobs by name or full match here.
-    auto which = spec.whole_model ? std::vector<TensorInfo>{} : select_tensors(*upload, spec.tensors);
-    const Codec& codec = find_codec(spec.method);
-    for (const auto& t : which) {
-      if (t.dtype != "f32" && t.dtype != "f16" && t.dtype != "bf16" && t.dtype != "f64")
-        throw HttpError(http::status::unprocessable_entity, "tensor '" + t.name + "' has dtype " + t.dtype + "; only floating tensors are compressed",
-                        {{"field", "tensors"}});
-      try {
-        (void)codec.resolve(spec.params, t.rows(), t.cols());
-      } catch (const ParamError& e) {
-        throw HttpError(http::status::unprocessable_entity,
-                        std::string(e.what()) + " (tensor '" + t.name + "', " + std::to_string(t.rows()) + " x " +
-                            std::to_string(t.cols()) + ")",
-                        {{"field", "params." + e.field()}});
-      }
-    }
+    // Every tensor with its method and resolved params, decided now (this handler runs on the
+    // request pool) and stored: a bad parameter is a 422 here, not a failed job later.
+    const v1::ResolvedJob resolved = resolve_job(spec, *upload, app.models_dir + "/" + upload->sha256);
     JobRecord j;
     j.id = new_id("j_");
     j.upload = upload->id;
-    j.method = spec.method;
-    spec.to_proto().SerializeToString(&j.spec_pb);
-    j.priority = spec.priority;
+    j.method = spec.method();
+    spec.SerializeToString(&j.spec_pb);
+    resolved.SerializeToString(&j.resolved_pb);
+    j.priority = spec.priority();
     j.created_unix = static_cast<int64_t>(std::time(nullptr));
     if (!app.jobs->submit(j)) {
       auto r = problem(http::status::service_unavailable,
@@ -142,9 +116,10 @@ void add_job_routes(App& app) {
 
   app.router.add(http::verb::get, "/v1/jobs", Perm::Read, [&app](RequestPtr req, Respond respond) {
     JobFilter f;
-    f.state = req->q("state");
-    if (!f.state.empty() && f.state != "queued" && f.state != "running" && !terminal(f.state))
-      throw HttpError(http::status::bad_request, "state: '" + f.state + "' is not a job state", {{"field", "state"}});
+    if (const std::string st = req->q("state"); !st.empty()) {
+      f.state = parse_state(st);
+      if (!f.state) throw HttpError(http::status::bad_request, "state: '" + st + "' is not a job state", {{"field", "state"}});
+    }
     f.method = req->q("method");
     f.upload = req->q("upload");
     f.after_seq = static_cast<int64_t>(query_number(*req, "cursor", 0, 0, 9e18));
@@ -162,7 +137,7 @@ void add_job_routes(App& app) {
   app.router.add(http::verb::get, "/v1/jobs/{id}", Perm::Read, [&app](RequestPtr req, Respond respond) {
     double wait_s = query_number(*req, "wait", 0, 0, app.config.max_wait_s);
     const JobRecord j = must_get(app, req->params[0]);
-    if (wait_s <= 0 || terminal(j.state)) return respond(job_response(app, http::status::ok, j));
+    if (wait_s <= 0 || is_terminal(j.state)) return respond(job_response(app, http::status::ok, j));
     respond_when_done(app, *req, j.id, wait_s, http::status::ok, respond, "");
   });
 
@@ -176,7 +151,8 @@ void add_job_routes(App& app) {
         return respond(job_response(app, http::status::accepted, must_get(app, id), true));
       case JobService::CancelResult::AlreadyFinished: {
         auto j = must_get(app, id);
-        throw HttpError(http::status::conflict, "job " + id + " already ended (" + j.state + ")", {{"state", j.state}});
+        throw HttpError(http::status::conflict, "job " + id + " already ended (" + state_name(j.state) + ")",
+                        {{"state", state_name(j.state)}});
       }
       default:
         throw HttpError(http::status::not_found, "no job '" + id + "'");

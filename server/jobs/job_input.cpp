@@ -10,7 +10,6 @@
 #include "formats/mapped_file.h"
 #include "formats/npy.h"
 #include "formats/safetensors.h"
-#include "spec/job_spec.h"
 
 namespace tsm::server {
 
@@ -78,44 +77,13 @@ std::vector<TensorInfo> select_tensors(const UploadRecord& u, const std::vector<
   return uniq;
 }
 
-std::string whole_model_regex(const UploadRecord& u, const JobSpec& spec) {
+std::string whole_model_regex(const UploadRecord& u, const std::vector<std::string>& tensors) {
   std::string re;
-  for (const auto& t : spec.tensors) re += (re.empty() ? "" : "|") + t;
+  for (const auto& t : tensors) re += (re.empty() ? "" : "|") + t;
   if (!re.empty()) return re;
   for (const auto& t : upload_tensors(u))
     if (t.is_default) return "^" + TensorPattern::quote(t.name) + "$";
   throw ParamError("tensors", "upload " + u.id + " has no token embedding; name the tensors to compress (regex)");
-}
-
-ModelArtifactOptions model_artifact_options(const JobSpec& spec) {
-  ModelArtifactOptions o;
-  if (spec.calibrate) {
-    o.calibrate = true;
-    o.calib_sequences = spec.calibrate->sequences;
-    o.adam_steps = spec.calibrate->adam_steps;
-    o.whitening = spec.calibrate->whitening;
-  }
-  return o;
-}
-
-void check_whole_model_job(const UploadRecord& u, const std::string& model_dir, const JobSpec& spec) {
-  // The tensor listing recorded at upload and config.json: no shard is opened on the I/O thread.
-  std::vector<TensorMeta> tensors;
-  for (const auto& t : upload_tensors(u)) tensors.push_back({t.name, parse_dtype(t.dtype), t.shape});
-  json config = json::object();
-  if (std::filesystem::exists(model_dir + "/config.json")) {
-    try {
-      config = json::parse(read_file(model_dir + "/config.json", 1 << 20));
-    } catch (const json::parse_error&) {  // as for a model without one: no architecture-dependent checks
-    }
-  }
-  try {
-    (void)plan_model_artifact(tensors, config, whole_model_regex(u, spec), spec.method, spec.params,
-                              model_artifact_options(spec));
-  } catch (const ParamError& e) {
-    if (e.field() == "tensors" || e.field() == "calibrate") throw;
-    throw ParamError("params." + e.field(), e.what());
-  }
 }
 
 std::vector<Tensor> load_tensors(const UploadRecord& u, const std::string& blob_path, const std::string& model_dir,

@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "pipeline/model_artifact.h"
 #include "common/tensor.h"
 #include "store/store.h"
 
@@ -23,15 +22,9 @@ struct TensorInfo {
 std::vector<TensorInfo> upload_tensors(const UploadRecord& u);
 /// Throws tsm::ParamError("tensors", ...) naming what did not match and what exists.
 std::vector<TensorInfo> select_tensors(const UploadRecord& u, const std::vector<std::string>& selectors);
-/// The tensor regex of a whole-model job: the job's `tensors` joined with '|', or the model's token
+/// The tensor regex of a whole-model job: its `tensors` joined with '|', or the model's token
 /// embedding when it names none.
-std::string whole_model_regex(const UploadRecord& u, const struct JobSpec& spec);
-/// Whole-model build options of a job: calibration as its spec asks, evaluation on.
-ModelArtifactOptions model_artifact_options(const struct JobSpec& spec);
-/// Checks a whole-model job without compressing or opening the model's shards: the regex, every
-/// selected tensor's params, calibration, from the upload's tensor listing and `model_dir`/config.json. Throws tsm::ParamError naming the field
-/// (codec parameters as "params.<name>").
-void check_whole_model_job(const UploadRecord& u, const std::string& model_dir, const struct JobSpec& spec);
+std::string whole_model_regex(const UploadRecord& u, const std::vector<std::string>& tensors);
 /// `blob_path`: the upload's blob; `model_dir`: where a tar upload was extracted.
 std::vector<Tensor> load_tensors(const UploadRecord& u, const std::string& blob_path, const std::string& model_dir,
                                  const std::vector<TensorInfo>& which);

@@ -10,9 +10,11 @@ namespace tsm::server {
 using nlohmann::json;
 
 
-v1::Artifact compress_tensors(std::span<const Tensor> tensors, const std::string& source_sha256, const JobSpec& spec,
-                              const CodecContext& ctx) {
-  return build_artifact(tensors, source_sha256, spec.method, spec.params, ctx);
+v1::Artifact compress_tensors(std::span<const Tensor> tensors, const std::string& source_sha256,
+                              const tensorslm::v1::ResolvedJob& resolved, const json& job, const CodecContext& ctx) {
+  std::vector<TensorMethod> each;
+  for (const auto& t : resolved.tensors()) each.push_back({t.method(), struct_json(t.params())});
+  return build_artifact(tensors, source_sha256, each, job, ctx);
 }
 
 json artifact_result_json(const v1::Artifact& a) {
@@ -27,22 +29,22 @@ json artifact_result_json(const v1::Artifact& a) {
   return out;
 }
 
-std::string quality_gate_failure(const v1::Artifact& a, const JobSpec& spec) {
-  if (spec.max_rel_error) {
+std::string quality_gate_failure(const v1::Artifact& a, const tensorslm::v1::QualityGate& gate) {
+  if (gate.has_max_rel_error()) {
     for (const auto& t : a.tensors())
-      if (t.metrics().rel_error() > *spec.max_rel_error) {
+      if (t.metrics().rel_error() > gate.max_rel_error()) {
         char b[256];
         std::snprintf(b, sizeof b, "quality gate: tensor '%s' has rel_error %.6g > max_rel_error %.6g",
-                      t.name().c_str(), t.metrics().rel_error(), *spec.max_rel_error);
+                      t.name().c_str(), t.metrics().rel_error(), gate.max_rel_error());
         return std::string(b) + "; raise ranks/lower eps or relax the gate";
       }
   }
-  if (spec.max_kl) {
+  if (gate.has_max_kl()) {
     if (!a.has_quality() || a.quality().tokens() == 0)
       return "quality gate: max_kl needs a whole-model job whose model ran (no KL was measured)";
-    if (a.quality().kl_mean() > *spec.max_kl) {
+    if (a.quality().kl_mean() > gate.max_kl()) {
       char b[256];
-      std::snprintf(b, sizeof b, "quality gate: KL %.6g nats > max_kl %.6g", a.quality().kl_mean(), *spec.max_kl);
+      std::snprintf(b, sizeof b, "quality gate: KL %.6g nats > max_kl %.6g", a.quality().kl_mean(), gate.max_kl());
       return b;
     }
   }

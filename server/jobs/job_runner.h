@@ -13,15 +13,16 @@
 
 namespace tsm::server {
 
-/// build_artifact (codec/artifact_builder.h) with the job's method and params: the same artifact the
-/// CLI writes. Progress is reported across tensors. Throws tsm::Canceled, tsm::Error.
-v1::Artifact compress_tensors(std::span<const Tensor> tensors, const std::string& source_sha256, const JobSpec& spec,
-                              const CodecContext& ctx);
+/// build_artifact (pipeline/artifact_builder.h) with each tensor's resolved method and params
+/// (`resolved.tensors(i)` for `tensors[i]`): the same artifact the CLI writes. `job` becomes its
+/// params_json. Progress is reported across tensors. Throws tsm::Canceled, tsm::Error.
+v1::Artifact compress_tensors(std::span<const Tensor> tensors, const std::string& source_sha256,
+                              const tensorslm::v1::ResolvedJob& resolved, const nlohmann::json& job, const CodecContext& ctx);
 
 /// {tensors: [tensor_report_json], total: metrics_to_json, quality?} (codec/metrics_json.h: the CLI's views).
 nlohmann::json artifact_result_json(const v1::Artifact& a);
 
-/// Empty when the artifact passes spec's gate; else what missed and by how much.
-std::string quality_gate_failure(const v1::Artifact& a, const JobSpec& spec);
+/// Empty when the artifact passes the gate; else what missed and by how much.
+std::string quality_gate_failure(const v1::Artifact& a, const tensorslm::v1::QualityGate& gate);
 
 }  // namespace tsm::server

@@ -13,11 +13,13 @@
 #include "formats/artifact_io.h"
 #include "jobs/job_input.h"
 #include "jobs/job_runner.h"
+#include "jobs/resolve_job.h"
 #include "spec/job_spec.h"
 
 namespace tsm::server {
 
 using nlohmann::json;
+namespace v1 = ::tensorslm::v1;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -63,7 +65,7 @@ void JobService::stop() {
 bool JobService::submit(JobRecord& j) {
   std::lock_guard lk(mu_);
   if (stopping_ || queue_.size() >= queue_.capacity()) return false;
-  j.state = "queued";
+  j.state = v1::QUEUED;
   store_.insert_job(j);
   live_[j.id] = std::make_shared<Live>();
   queue_.push(j.id, j.priority, j.seq, /*force=*/true);
@@ -79,7 +81,7 @@ JobService::CancelResult JobService::cancel(const std::string& id) {
     if (live && !live->running && queue_.remove(id)) {
       auto j = store_.get_job(id);
       if (j) {
-        j->state = "canceled";
+        j->state = v1::CANCELED;
         j->finished_unix = now_unix();
         j->error = "canceled while queued";
         store_.update_job(*j);
@@ -150,10 +152,10 @@ void JobService::finish(const std::string& id) {
 
 void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& live) {
   auto row = store_.get_job(id);
-  if (!row || row->state != "queued") return;
+  if (!row || row->state != v1::QUEUED) return;
   JobRecord j = *row;
   const auto t_start = Clock::now();
-  j.state = "running";
+  j.state = v1::RUNNING;
   j.started_unix = now_unix();
   j.attempts += 1;
   j.progress = 0;
@@ -163,41 +165,55 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
   json timings = {{"queued_s", static_cast<double>(j.started_unix - j.created_unix)}};
   auto t_load = t_start, t_comp = t_start, t_store = t_start;
   try {
-    JobSpec spec = stored_job_spec(j.spec_pb);
-    auto upload = store_.get_upload(spec.upload);
-    if (!upload) throw Error("upload " + spec.upload + " was deleted before the job ran; upload it again");
+    const v1::JobSpec spec = stored_job_spec(j.spec_pb);
+    auto upload = store_.get_upload(spec.upload());
+    if (!upload) throw Error("upload " + spec.upload() + " was deleted before the job ran; upload it again");
+    const std::string model_dir = models_dir_ + "/" + upload->sha256;
+    // Resolved once when the job was posted; only jobs queued before schema 4 are resolved here.
+    v1::ResolvedJob resolved;
+    if (j.resolved_pb.empty()) resolved = resolve_job(spec, *upload, model_dir);
+    else if (!resolved.ParseFromString(j.resolved_pb)) throw Error("job " + id + ": its stored ResolvedJob does not parse");
     CodecContext ctx;
     ctx.progress = [live](double p) { live->progress = std::clamp(p, 0.0, 1.0); };
     ctx.cancel = &live->cancel;
     ctx.threads = codec_threads_;
     v1::Artifact art;
-    if (spec.whole_model) {
-      // Whole HF model: matching tensors compressed, the rest passed through, quality measured.
-      auto model = HfModelDir::open(models_dir_ + "/" + upload->sha256);
+    if (spec.whole_model()) {
+      // Whole HF model: the resolved tensors compressed, the rest passed through, quality measured.
+      auto model = HfModelDir::open(model_dir);
       t_load = Clock::now();
-      art = build_model_artifact(model, whole_model_regex(*upload, spec), spec.method, spec.params, ctx, upload->sha256,
-                                 model_artifact_options(spec));
+      json job = artifact_job_json(spec);
+      if (spec.entries_size() == 0)
+        job["tensors"] = whole_model_regex(*upload, std::vector<std::string>(spec.tensors().begin(), spec.tensors().end()));
+      art = build_model_artifact(model, plan_from_resolved(resolved, model.config()), ctx, upload->sha256,
+                                 model_artifact_options(spec), job);
     } else {
-      auto which = select_tensors(*upload, spec.tensors);
-      auto tensors = load_tensors(*upload, blobs_.path(upload->sha256), models_dir_ + "/" + upload->sha256, which);
+      std::vector<TensorInfo> which;
+      const auto listing = upload_tensors(*upload);
+      for (const auto& r : resolved.tensors())
+        for (const auto& t : listing)
+          if (t.name == r.name()) which.push_back(t);
+      if (which.size() != size_t(resolved.tensors_size())) throw Error("job " + id + ": a resolved tensor is missing from its upload");
+      auto tensors = load_tensors(*upload, blobs_.path(upload->sha256), model_dir, which);
       t_load = Clock::now();
-      art = compress_tensors(tensors, upload->sha256, spec, ctx);
+      const json job = spec.entries_size() == 0 ? struct_json(spec.params()) : artifact_job_json(spec);
+      art = compress_tensors(tensors, upload->sha256, resolved, job, ctx);
     }
     t_comp = Clock::now();
     std::string bytes = serialize_artifact(art);
     std::string sha = blobs_.put(bytes);
-    store_.insert_artifact({sha, bytes.size(), id, spec.method, now_unix()});
+    store_.insert_artifact({sha, bytes.size(), id, art.method(), now_unix()});
     t_store = Clock::now();
     json result = artifact_result_json(art);
     result["artifact"] = {{"id", sha}, {"sha256", sha}, {"size_bytes", bytes.size()}, {"url", "/v1/artifacts/" + sha}};
-    std::string gate = quality_gate_failure(art, spec);
+    std::string gate = quality_gate_failure(art, spec.quality_gate());
     if (!gate.empty()) {
-      j.state = "failed";
+      j.state = v1::FAILED;
       j.error = gate;
     } else {
-      j.state = "succeeded";
-      if (!spec.publish_model.empty()) {
-        ModelVersion v{spec.publish_model, spec.publish_tag, sha, id, bytes.size(), 0, now_unix()};
+      j.state = v1::SUCCEEDED;
+      if (spec.has_publish() && !spec.publish().model().empty()) {
+        ModelVersion v{spec.publish().model(), spec.publish().tag(), sha, id, bytes.size(), 0, now_unix()};
         store_.insert_model_version(v);
         result["published"] = {{"model", v.model}, {"tag", v.tag}, {"url", "/v1/models/" + v.model + "/latest"}};
       }
@@ -206,17 +222,17 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
     j.result_json = dump_json(result);
   } catch (const Canceled&) {
     if (stopping_) {
-      j.state = "queued";  // checkpoint: picked up again after restart
+      j.state = v1::QUEUED;  // checkpoint: picked up again after restart
       j.progress = 0;
       j.started_unix = 0;
       store_.update_job(j);
       spdlog::info("job {}: interrupted by shutdown, queued again", id);
       return;
     }
-    j.state = "canceled";
+    j.state = v1::CANCELED;
     j.error = "canceled by request";
   } catch (const std::exception& e) {
-    j.state = "failed";
+    j.state = v1::FAILED;
     j.error = e.what();
   }
   const auto t_end = Clock::now();
@@ -227,7 +243,7 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
   j.timings_json = dump_json(timings);
   j.finished_unix = now_unix();
   store_.update_job(j);
-  spdlog::info("job {}: {}{}{} ({:.2f} s)", id, j.state, j.error.empty() ? "" : ": ", j.error, secs(t_start, t_end));
+  spdlog::info("job {}: {}{}{} ({:.2f} s)", id, state_name(j.state), j.error.empty() ? "" : ": ", j.error, secs(t_start, t_end));
 }
 
 }  // namespace tsm::server

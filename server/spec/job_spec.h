@@ -1,14 +1,17 @@
-// A compression job request, parsed and checked field by field before it is queued:
-// {upload, tensors?, method, params?, priority?, publish?: {model, tag}, quality_gate?: {max_rel_error?, max_kl?},
-//  whole_model?, calibrate?: {sequences?, adam_steps?, whitening?}}.
-// Invariant: a JobSpec that parsed has a known method and well-formed optional parts; parameter
-// values are checked against each tensor's shape by the codec (Codec::resolve). The store keeps it
-// as a serialized tensorslm.v1.JobSpec (to_proto / from_proto round-trip exactly).
+// The job schema at the server's edge: tensorslm.v1.JobSpec (proto/job.proto) is the one form of a
+// job from the HTTP body to the worker. A request body is checked field by field (a ParamError
+// names the field), then mapped onto the message by protobuf's JSON mapping; the JSON a client
+// reads back is the message printed by the same mapping (snake_case names, numbers as numbers,
+// defaults printed). Method parameters cross into core as JSON objects (the codec border), so a
+// new method never touches proto/.
+// Invariant: a JobSpec from parse_job_spec has a known method (or per-tensor entries that all
+// name known methods) and well-formed optional parts; parameter values are checked against each
+// tensor's shape when the job is resolved (resolve_job.h).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <vector>
+#include <string_view>
 
 #include "job.pb.h"
 
@@ -16,34 +19,23 @@ namespace tsm::server {
 
 namespace v1 = ::tensorslm::v1;
 
-struct CalibrationSpec {
-  int sequences = 8, adam_steps = 50;
-  std::string whitening = "cholesky";
-};
-
-struct JobSpec {
-  std::string upload, method;
-  std::vector<std::string> tensors;
-  nlohmann::json params = nlohmann::json::object();
-  int priority = 0;                       ///< -100..100, higher runs first
-  std::string publish_model, publish_tag; ///< empty = do not publish
-  std::optional<double> max_rel_error, max_kl;
-  bool whole_model = false;               ///< a model upload compressed into a whole-model artifact
-  std::optional<CalibrationSpec> calibrate;  ///< whole-model saten jobs only
-
-  nlohmann::json to_json() const;
-  /// {max_rel_error?, max_kl?}; empty when the job has no gate.
-  nlohmann::json quality_gate() const;
-  v1::JobSpec to_proto() const;
-  /// Throws tsm::FormatError when a stored field (params_json, quality_gate_json) is not valid JSON.
-  static JobSpec from_proto(const v1::JobSpec& p);
-};
-
+/// Throws tsm::ParamError naming the field (e.g. "publish.model", "entries[1].method") and why.
+v1::JobSpec parse_job_spec(const nlohmann::json& body);
+/// The spec as clients read it (the "spec" member of a job).
+nlohmann::json job_spec_json(const v1::JobSpec& s);
 /// The spec of a stored job (JobRecord::spec_pb). Throws tsm::FormatError when the bytes do not parse.
-JobSpec stored_job_spec(const std::string& spec_pb);
+v1::JobSpec stored_job_spec(const std::string& spec_pb);
 
-/// Throws tsm::ParamError naming the field (e.g. "publish.model") and why.
-JobSpec parse_job_spec(const nlohmann::json& body);
+/// A Struct as a JSON object and back (numbers are doubles in a Struct; whole numbers come back
+/// as JSON integers). struct_from_json throws tsm::ParamError(field) for a non-object.
+nlohmann::json struct_json(const google::protobuf::Struct& s);
+google::protobuf::Struct struct_from_json(const nlohmann::json& j, const std::string& field = "params");
+
+/// "queued", "running", "succeeded", "failed", "canceled" (the names in JSON and the store).
+const std::string& state_name(v1::JobState s);
+std::optional<v1::JobState> parse_state(std::string_view name);
+bool is_terminal(v1::JobState s);
+
 /// Names that become URL segments or labels: [A-Za-z0-9._-], 1..128 chars, not "." or "..".
 bool is_safe_name(const std::string& s);
 

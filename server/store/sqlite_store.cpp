@@ -7,6 +7,8 @@
 #include "common/error.h"
 #include "spec/job_spec.h"
 
+#include <google/protobuf/util/json_util.h>
+
 namespace tsm::server {
 namespace {
 
@@ -19,6 +21,7 @@ struct Migration {
 };
 
 void convert_job_specs_to_proto(sqlite3* db);
+void convert_format1_specs(sqlite3* db);
 
 const Migration kMigrations[] = {
     // 1: the initial schema
@@ -51,6 +54,8 @@ CREATE INDEX reports_model_device ON reports(model, device, created_unix);
     // 3: job specs as serialized tensorslm.v1.JobSpec instead of JSON text
     {"ALTER TABLE jobs ADD COLUMN spec_pb BLOB NOT NULL DEFAULT x'';", convert_job_specs_to_proto,
      "ALTER TABLE jobs DROP COLUMN spec_json;"},
+    // 4: the resolved job beside the spec; format-1 specs (params and gate as JSON strings) typed
+    {"ALTER TABLE jobs ADD COLUMN resolved_pb BLOB NOT NULL DEFAULT x'';", convert_format1_specs, nullptr},
 };
 
 }  // namespace
@@ -120,12 +125,16 @@ class Stmt {
 
 const char* kJobCols =
     "seq,id,upload,method,spec_pb,priority,state,progress,error,result_json,timings_json,attempts,"
-    "created_unix,started_unix,finished_unix";
+    "created_unix,started_unix,finished_unix,resolved_pb";
 
 JobRecord read_job(const Stmt& s) {
   JobRecord j;
   j.seq = s.i64(0); j.id = s.text(1); j.upload = s.text(2); j.method = s.text(3); j.spec_pb = s.blob(4);
-  j.priority = static_cast<int>(s.i64(5)); j.state = s.text(6); j.progress = s.f64(7); j.error = s.text(8);
+  j.priority = static_cast<int>(s.i64(5)); j.progress = s.f64(7); j.error = s.text(8);
+  const auto st = parse_state(s.text(6));
+  if (!st) throw Error("job " + j.id + " has unknown state '" + s.text(6) + "' in the database");
+  j.state = *st;
+  j.resolved_pb = s.blob(15);
   j.result_json = s.text(9); j.timings_json = s.text(10); j.attempts = static_cast<int>(s.i64(11));
   j.created_unix = s.i64(12); j.started_unix = s.i64(13); j.finished_unix = s.i64(14);
   return j;
@@ -160,10 +169,44 @@ void convert_job_specs_to_proto(sqlite3* db) {
   for (const auto& [id, text] : rows) {
     std::string pb;
     try {
-      parse_job_spec(nlohmann::json::parse(text)).to_proto().SerializeToString(&pb);
+      parse_job_spec(nlohmann::json::parse(text)).SerializeToString(&pb);
     } catch (const std::exception& e) {
       throw Error("migration 3: the stored spec of job " + id + " cannot be converted: " + e.what());
     }
+    Stmt u(db, cache, "UPDATE jobs SET spec_pb=? WHERE id=?");
+    u.bind_blob(1, pb).bind(2, id).step();
+  }
+}
+
+// Migration 4: specs stored in format 1 (params and quality gate as JSON strings, fields 4 and 7)
+// get them as the typed params Struct and QualityGate; every other field is kept as it is.
+void convert_format1_specs(sqlite3* db) {
+  SqliteStore::StmtCache cache;
+  std::vector<std::pair<std::string, std::string>> rows;  // (id, spec_pb)
+  {
+    Stmt s(db, cache, "SELECT id, spec_pb FROM jobs");
+    while (s.step()) rows.emplace_back(s.text(0), s.blob(1));
+  }
+  for (const auto& [id, bytes] : rows) {
+    tensorslm::v1::JobSpecFormat1 old;
+    tensorslm::v1::JobSpec spec;
+    if (!old.ParseFromString(bytes) || !spec.ParseFromString(bytes))
+      throw Error("migration 4: the stored spec of job " + id + " is not a JobSpec");
+    if (old.params_json().empty() && old.quality_gate_json().empty()) continue;
+    try {
+      spec.GetReflection()->MutableUnknownFields(&spec)->Clear();
+      *spec.mutable_params() = struct_from_json(old.params_json().empty() ? nlohmann::json::object()
+                                                                          : nlohmann::json::parse(old.params_json()));
+      if (!old.quality_gate_json().empty()) {
+        const auto g = nlohmann::json::parse(old.quality_gate_json());
+        if (g.contains("max_rel_error")) spec.mutable_quality_gate()->set_max_rel_error(g["max_rel_error"].get<double>());
+        if (g.contains("max_kl")) spec.mutable_quality_gate()->set_max_kl(g["max_kl"].get<double>());
+      }
+    } catch (const std::exception& e) {
+      throw Error("migration 4: the stored spec of job " + id + " cannot be converted: " + e.what());
+    }
+    std::string pb;
+    spec.SerializeToString(&pb);
     Stmt u(db, cache, "UPDATE jobs SET spec_pb=? WHERE id=?");
     u.bind_blob(1, pb).bind(2, id).step();
   }
@@ -268,10 +311,11 @@ void SqliteStore::insert_job(JobRecord& j) {
   std::lock_guard lk(mu_);
   Stmt s(db_, *cache_,
          "INSERT INTO jobs(id,upload,method,spec_pb,priority,state,progress,error,result_json,timings_json,attempts,"
-         "created_unix,started_unix,finished_unix) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+         "created_unix,started_unix,finished_unix,resolved_pb) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   s.bind(1, j.id).bind(2, j.upload).bind(3, j.method).bind_blob(4, j.spec_pb).bind(5, int64_t{j.priority})
-      .bind(6, j.state).bind(7, j.progress).bind(8, j.error).bind(9, j.result_json).bind(10, j.timings_json)
-      .bind(11, int64_t{j.attempts}).bind(12, j.created_unix).bind(13, j.started_unix).bind(14, j.finished_unix).step();
+      .bind(6, state_name(j.state)).bind(7, j.progress).bind(8, j.error).bind(9, j.result_json).bind(10, j.timings_json)
+      .bind(11, int64_t{j.attempts}).bind(12, j.created_unix).bind(13, j.started_unix).bind(14, j.finished_unix)
+      .bind_blob(15, j.resolved_pb).step();
   j.seq = sqlite3_last_insert_rowid(db_);
 }
 
@@ -289,7 +333,7 @@ std::vector<JobRecord> SqliteStore::list_jobs(const JobFilter& f) {
                     " FROM jobs WHERE seq > ?1 AND (?2 = '' OR state = ?2) AND (?3 = '' OR method = ?3)"
                     " AND (?4 = '' OR upload = ?4) ORDER BY seq LIMIT ?5";
   Stmt s(db_, *cache_, sql.c_str());
-  s.bind(1, f.after_seq).bind(2, f.state).bind(3, f.method).bind(4, f.upload).bind(5, int64_t{f.limit});
+  s.bind(1, f.after_seq).bind(2, f.state ? state_name(*f.state) : std::string()).bind(3, f.method).bind(4, f.upload).bind(5, int64_t{f.limit});
   std::vector<JobRecord> out;
   while (s.step()) out.push_back(read_job(s));
   return out;
@@ -300,20 +344,21 @@ void SqliteStore::update_job(const JobRecord& j) {
   Stmt s(db_, *cache_,
          "UPDATE jobs SET state=?2, progress=?3, error=?4, result_json=?5, timings_json=?6, attempts=?7,"
          " started_unix=?8, finished_unix=?9 WHERE id=?1");
-  s.bind(1, j.id).bind(2, j.state).bind(3, j.progress).bind(4, j.error).bind(5, j.result_json)
+  s.bind(1, j.id).bind(2, state_name(j.state)).bind(3, j.progress).bind(4, j.error).bind(5, j.result_json)
       .bind(6, j.timings_json).bind(7, int64_t{j.attempts}).bind(8, j.started_unix).bind(9, j.finished_unix).step();
 }
 
 int SqliteStore::requeue_running() {
   std::lock_guard lk(mu_);
-  Stmt s(db_, *cache_, "UPDATE jobs SET state='queued', progress=0 WHERE state='running'");
-  s.step();
+  Stmt s(db_, *cache_, "UPDATE jobs SET state=?1, progress=0 WHERE state=?2");
+  s.bind(1, state_name(tensorslm::v1::QUEUED)).bind(2, state_name(tensorslm::v1::RUNNING)).step();
   return sqlite3_changes(db_);
 }
 
 std::vector<JobRecord> SqliteStore::queued_jobs() {
   std::lock_guard lk(mu_);
-  Stmt s(db_, *cache_, (std::string("SELECT ") + kJobCols + " FROM jobs WHERE state='queued' ORDER BY seq").c_str());
+  Stmt s(db_, *cache_, (std::string("SELECT ") + kJobCols + " FROM jobs WHERE state=?1 ORDER BY seq").c_str());
+  s.bind(1, state_name(tensorslm::v1::QUEUED));
   std::vector<JobRecord> out;
   while (s.step()) out.push_back(read_job(s));
   return out;

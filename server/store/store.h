@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "job.pb.h"
+
 namespace tsm::server {
 
 struct UploadRecord {
@@ -27,8 +29,9 @@ struct JobRecord {
   std::string upload;
   std::string method;
   std::string spec_pb;       ///< the accepted request: a serialized tensorslm.v1.JobSpec (proto/job.proto)
+  std::string resolved_pb;   ///< what the worker runs: a serialized tensorslm.v1.ResolvedJob (empty: resolve at run time)
   int priority = 0;          ///< higher runs first
-  std::string state;         ///< queued | running | succeeded | failed | canceled
+  tensorslm::v1::JobState state = tensorslm::v1::QUEUED;  ///< stored by name (queued, running, ...)
   double progress = 0;       ///< 0..1
   std::string error;         ///< for failed jobs: what went wrong and what to do
   std::string result_json;   ///< for succeeded (and gate-failed) jobs: {artifact, metrics, tensors...}
@@ -38,7 +41,8 @@ struct JobRecord {
 };
 
 struct JobFilter {
-  std::string state, method, upload;
+  std::optional<tensorslm::v1::JobState> state;
+  std::string method, upload;
   int64_t after_seq = 0;     ///< cursor: only jobs with seq > after_seq
   int limit = 50;
 };

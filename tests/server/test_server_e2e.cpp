@@ -254,3 +254,46 @@ TEST(ServerE2E, UploadFramingsStoreTheSameBytes) {
   EXPECT_EQ(r2.result_int(), 200) << r2.body();
   EXPECT_EQ(count_files(tmp.path + "/data/tmp"), 0);
 }
+
+// Per-tensor entries (what a planner emits): each tensor gets the method of the first entry whose
+// pattern fully matches it, the rest the job's method; a bad parameter of an entry is a 422 naming
+// it at POST; the whole-model form compresses what the entries match and passes the rest through.
+TEST(ServerE2E, PerTensorEntriesMixMethods) {
+  TempDir tmp;
+  ServerProcess srv(tmp.path + "/data");
+  std::vector<Tensor> ts = {Tensor::from_matrix("attn.q", test_matrix(64, 96, 1)),
+                            Tensor::from_matrix("attn.k", test_matrix(64, 96, 2)),
+                            Tensor::from_matrix("mlp.up", test_matrix(96, 64, 3))};
+  auto up = POST(srv.port(), "/v1/uploads", safetensors_bytes(ts));
+  ASSERT_EQ(up.status, 201) << up.body;
+  const std::string id = up.js()["id"];
+  const json body = {{"upload", id},
+                     {"tensors", {"attn\\..*", "mlp.up"}},
+                     {"method", "fp16"},
+                     {"entries", {{{"tensor", "attn\\.q"}, {"method", "q4_0"}}, {{"tensor", "mlp\\..*"}, {"method", "q8_0"}}}}};
+  auto r = POST(srv.port(), "/v1/jobs?wait=60", body.dump(), {{"Content-Type", "application/json"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json job = r.js();
+  ASSERT_EQ(job["state"], "succeeded") << r.body;
+  std::map<std::string, std::string> method_of;
+  for (const auto& t : job["result"]["tensors"]) method_of[t["name"]] = t["method"];
+  EXPECT_EQ(method_of, (std::map<std::string, std::string>{{"attn.q", "q4_0"}, {"attn.k", "fp16"}, {"mlp.up", "q8_0"}}));
+  EXPECT_EQ(job["spec"]["entries"].size(), 2u);
+  // The artifact says which methods it mixes.
+  auto art = GET(srv.port(), job["result"]["artifact"]["url"].get<std::string>());
+  ASSERT_EQ(art.status, 200);
+  const v1::Artifact a = parse_artifact(art.body);
+  EXPECT_EQ(a.method(), "q4_0+fp16+q8_0");
+  // A bad entry parameter names the entry at POST; nothing is queued.
+  json bad = body;
+  bad["entries"][1]["params"] = {{"calibration", "sometimes"}};
+  auto b = POST(srv.port(), "/v1/jobs", bad.dump(), {{"Content-Type", "application/json"}});
+  EXPECT_EQ(b.status, 422) << b.body;
+  EXPECT_EQ(b.js()["field"], "entries[1].params.calibration") << b.body;
+  // Entries alone (no job method): only what they match is compressed.
+  json only = {{"upload", id}, {"entries", {{{"tensor", "attn\\.k"}, {"method", "int8"}}}}};
+  auto o = POST(srv.port(), "/v1/jobs?wait=60", only.dump(), {{"Content-Type", "application/json"}});
+  ASSERT_EQ(o.js()["state"], "succeeded") << o.body;
+  ASSERT_EQ(o.js()["result"]["tensors"].size(), 1u);
+  EXPECT_EQ(o.js()["result"]["tensors"][0]["method"], "int8");
+}

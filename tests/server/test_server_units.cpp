@@ -89,7 +89,7 @@ TEST(SqliteStore, MigratesRecoversAndPaginates) {
       j.upload = "u";
       j.method = "tt-token";
       j.spec_pb = "";
-      j.state = i < 2 ? "running" : "queued";
+      j.state = i < 2 ? tensorslm::v1::RUNNING : tensorslm::v1::QUEUED;
       s.insert_job(j);
       EXPECT_EQ(j.seq, i + 1);
     }
@@ -107,7 +107,7 @@ TEST(SqliteStore, MigratesRecoversAndPaginates) {
   auto page2 = s.list_jobs(f);
   EXPECT_EQ(page2.front().id, "j_2");
   auto j = *s.get_job("j_3");
-  j.state = "succeeded";
+  j.state = tensorslm::v1::SUCCEEDED;
   j.result_json = "{\"a\":1}";
   s.update_job(j);
   EXPECT_EQ(s.get_job("j_3")->result_json, "{\"a\":1}");
@@ -154,7 +154,7 @@ INSERT INTO jobs(id,upload,method,spec_json,priority,state,progress,error,result
     EXPECT_EQ(s.schema_version(), SqliteStore::latest_schema_version());
     auto j = s.get_job("j_1");
     ASSERT_TRUE(j);
-    EXPECT_EQ(stored_job_spec(j->spec_pb).to_json(), parse_job_spec(spec).to_json());
+    EXPECT_EQ(job_spec_json(stored_job_spec(j->spec_pb)), job_spec_json(parse_job_spec(spec)));
     EXPECT_EQ(j->priority, 5);
   }
   make_v2(t.path + "/bad.db", "{\"method\": 1}");
@@ -175,16 +175,81 @@ TEST(JobSpec, ProtoRoundTripKeepsEveryField) {
                                {"params", {{"ranks", {4, 8}}, {"sparsity", "2:4"}}}, {"priority", -3},
                                {"publish", {{"model", "m"}, {"tag", "v2"}}},
                                {"quality_gate", {{"max_rel_error", 0.25}, {"max_kl", 0.1}}}, {"whole_model", true},
-                               {"calibrate", {{"sequences", 3}, {"adam_steps", 7}, {"whitening", "diagonal"}}}};
-  const JobSpec s = parse_job_spec(body);
+                               {"calibrate", {{"sequences", 3}, {"adam_steps", 7}, {"whitening", "diagonal"}}},
+                               {"entries", {{{"tensor", "a"}, {"method", "q8_0"}, {"params", {{"calibration", "none"}}}}}}};
+  const auto s = parse_job_spec(body);
   std::string bytes;
-  ASSERT_TRUE(s.to_proto().SerializeToString(&bytes));
-  EXPECT_EQ(stored_job_spec(bytes).to_json(), s.to_json());
-  EXPECT_EQ(s.to_json()["calibrate"]["adam_steps"], 7);
+  ASSERT_TRUE(s.SerializeToString(&bytes));
+  const nlohmann::json j = job_spec_json(stored_job_spec(bytes));
+  EXPECT_EQ(j, job_spec_json(s));
+  // The JSON view is today's: snake_case, numbers as numbers, params as the client sent them.
+  EXPECT_EQ(j["params"], body["params"]);
+  EXPECT_EQ(j["priority"], -3);
+  EXPECT_EQ(j["calibrate"]["adam_steps"], 7);
+  EXPECT_EQ(j["quality_gate"]["max_kl"], 0.1);
+  EXPECT_EQ(j["publish"]["tag"], "v2");
+  EXPECT_EQ(j["tensors"], body["tensors"]);
+  EXPECT_EQ(j["entries"][0]["method"], "q8_0");
+  EXPECT_EQ(j["entries"][0]["params"]["calibration"], "none");
+  // Absent parts print as clients read them: params {}, calibrate defaults filled, no gate.
+  const auto m = job_spec_json(parse_job_spec({{"upload", "u"}, {"method", "fp16"}}));
+  EXPECT_EQ(m["params"], nlohmann::json::object());
+  EXPECT_FALSE(m.contains("quality_gate"));
+  EXPECT_EQ(job_spec_json(parse_job_spec({{"upload", "u"}, {"method", "saten"}, {"whole_model", true},
+                                          {"calibrate", nlohmann::json::object()}}))["calibrate"]["sequences"], 8);
   EXPECT_THROW(stored_job_spec("\xff\xff\xff"), FormatError);
-  tensorslm::v1::JobSpec p;
-  p.set_params_json("{not json");
-  EXPECT_THROW(JobSpec::from_proto(p), FormatError);
+}
+
+// A schema-3 database holds specs in format 1 (params and gate as JSON strings): migration 4 types
+// them (params Struct, QualityGate) and adds the resolved_pb column; other fields are kept.
+TEST(SqliteStore, Migration4TypesFormat1Specs) {
+  Tmp t;
+  const std::string db = t.path + "/v3.db";
+  tensorslm::v1::JobSpec base;
+  base.set_upload("u_1");
+  base.set_method("saten");
+  base.add_tensors("fc1");
+  base.set_priority(5);
+  tensorslm::v1::JobSpecFormat1 old;
+  old.set_params_json(R"({"ranks": [4, 8], "sparsity": "2:4"})");
+  old.set_quality_gate_json(R"({"max_kl": 0.5})");
+  const std::string blob = base.SerializeAsString() + old.SerializeAsString();  // one message on the wire
+  {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    const char* sql = R"sql(
+CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_unix INTEGER NOT NULL);
+INSERT INTO schema_migrations VALUES (1, 0), (2, 0), (3, 0);
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, upload TEXT NOT NULL, method TEXT NOT NULL,
+  priority INTEGER NOT NULL, state TEXT NOT NULL, progress REAL NOT NULL,
+  error TEXT NOT NULL, result_json TEXT NOT NULL, timings_json TEXT NOT NULL, attempts INTEGER NOT NULL,
+  created_unix INTEGER NOT NULL, started_unix INTEGER NOT NULL, finished_unix INTEGER NOT NULL,
+  spec_pb BLOB NOT NULL DEFAULT x'');
+)sql";
+    ASSERT_EQ(sqlite3_exec(h, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(h);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(h, "INSERT INTO jobs(id,upload,method,priority,state,progress,error,result_json,timings_json,attempts,"
+                          "created_unix,started_unix,finished_unix,spec_pb) VALUES('j_1','u_1','saten',5,'queued',0,'','','',0,1,0,0,?)",
+                       -1, &st, nullptr);
+    sqlite3_bind_blob(st, 1, blob.data(), int(blob.size()), SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+  }
+  SqliteStore s(db);
+  EXPECT_EQ(s.schema_version(), SqliteStore::latest_schema_version());
+  const auto j = s.get_job("j_1");
+  ASSERT_TRUE(j);
+  EXPECT_EQ(j->state, tensorslm::v1::QUEUED);
+  EXPECT_TRUE(j->resolved_pb.empty());  // resolved by the worker: the job predates ResolvedJob
+  const auto spec = stored_job_spec(j->spec_pb);
+  EXPECT_EQ(struct_json(spec.params()), (nlohmann::json{{"ranks", {4, 8}}, {"sparsity", "2:4"}}));
+  EXPECT_DOUBLE_EQ(spec.quality_gate().max_kl(), 0.5);
+  EXPECT_FALSE(spec.quality_gate().has_max_rel_error());
+  EXPECT_EQ(spec.tensors(0), "fc1");
+  EXPECT_EQ(spec.priority(), 5);
+  EXPECT_EQ(spec.GetReflection()->GetUnknownFields(spec).field_count(), 0);
 }
 
 TEST(BlobStore, SinkHashesAndLeavesNothingUnlessAdopted) {
@@ -271,6 +336,12 @@ TEST(JobSpec, ValidatesFieldByField) {
   EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"publish", {{"model", "a/b"}, {"tag", "v"}}}}), "publish.model");
   EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"quality_gate", {{"max_x", 1}}}}), "quality_gate.max_x");
   EXPECT_EQ(field_of({{"upload", "u"}, {"method", "tt-token"}, {"tensors", {1, 2}}}), "tensors");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"entries", {{{"tensor", "a"}, {"method", "q4_0"}}}}}), "ok");  // no job method
+  EXPECT_EQ(field_of({{"upload", "u"}, {"entries", {{{"tensor", "a"}, {"method", "nope"}}}}}), "entries[0].method");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "fp16"}, {"entries", {{{"method", "q4_0"}}}}}), "entries[0].tensor");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "fp16"}, {"entries", {{{"tensor", "a"}, {"method", "q4_0"}, {"x", 1}}}}}),
+            "entries[0].x");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "fp16"}, {"entries", nlohmann::json::array()}}), "entries");
   EXPECT_EQ(field_of({{"upload", "u"}, {"method", "saten"}, {"calibrate", nlohmann::json::object()}}), "calibrate");  // not whole-model
   EXPECT_EQ(field_of({{"upload", "u"}, {"method", "saten"}, {"whole_model", true}, {"calibrate", {{"sequences", 0}}}}),
             "calibrate.sequences");

@@ -1,0 +1,28 @@
+// A job's spec and its upload's tensor listing turned into what a worker runs (v1::ResolvedJob):
+// every tensor it compresses, with the method of the first per-tensor entry whose pattern fully
+// matches its name (else the job's method) and that method's resolved parameters (defaults filled,
+// orientation set for GPT-2 Conv1D weights). Runs once, when the job is posted, on the request
+// pool (never an I/O thread); the result is stored with the job and the worker never resolves
+// again. Pure but for reading a whole-model upload's config.json from its extracted directory.
+#pragma once
+#include <string>
+
+#include "job.pb.h"
+#include "pipeline/model_artifact.h"
+#include "store/store.h"
+
+namespace tsm::server {
+
+/// Throws tsm::ParamError naming the field: "tensors", "whole_model", "quality_gate.max_kl",
+/// "calibrate", "params.<name>" or "entries[i].params.<name>" (with the tensor and its shape).
+tensorslm::v1::ResolvedJob resolve_job(const tensorslm::v1::JobSpec& spec, const UploadRecord& upload,
+                                       const std::string& model_dir);
+
+/// Whole-model build options of a job: calibration as its spec asks, evaluation on.
+ModelArtifactOptions model_artifact_options(const tensorslm::v1::JobSpec& spec);
+/// A whole-model job's plan from its resolved tensors (the worker's side of resolve_job).
+ModelPlan plan_from_resolved(const tensorslm::v1::ResolvedJob& r, const nlohmann::json& config);
+/// What the artifact records as its params_json: {tensors, params, entries?, calibrate?}.
+nlohmann::json artifact_job_json(const tensorslm::v1::JobSpec& spec);
+
+}  // namespace tsm::server
