@@ -2,6 +2,9 @@
 PRESET ?= release
 JOBS   ?= $(shell nproc)
 BIN    := build/$(PRESET)/bin
+# ccache (when installed) keys on paths relative to the checkout, so another clone of the same
+# commit (CI's) reuses this one's objects.
+export CCACHE_BASEDIR := $(CURDIR)
 
 .PHONY: deps configure build test run bench clean pi-test
 deps:

@@ -33,12 +33,7 @@ struct App {
   std::atomic<bool> ready{false};
 };
 
-/// Registers every route of the v1 API and the operations endpoints (api/*.cpp).
-void add_upload_routes(App& app);
-void add_job_routes(App& app);
-void add_artifact_routes(App& app);
-void add_model_routes(App& app);
-void add_report_routes(App& app);
-void add_ops_routes(App& app);
+/// Registers every route of the v1 API and the operations endpoints (the table in api/routes.cpp).
+void add_routes(App& app);
 
 }  // namespace tsm::server

@@ -45,12 +45,7 @@ uint16_t Service::start() {
   else
     spdlog::info("auth on: {} token(s)", a.config.tokens.size());
 
-  add_upload_routes(a);
-  add_job_routes(a);
-  add_artifact_routes(a);
-  add_model_routes(a);
-  add_report_routes(a);
-  add_ops_routes(a);
+  add_routes(a);
 
   a.metrics.add_source([&a](std::string& o) {
     o += "# HELP tensorslm_queue_depth Jobs waiting in the in-memory queue.\n# TYPE tensorslm_queue_depth gauge\n";

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "api/api_util.h"
+#include "api/routes.h"
 #include "app.h"
 #include "formats/artifact_io.h"
 
@@ -51,64 +52,62 @@ void cache_headers(Msg& r, const std::string& etag) {
 
 }  // namespace
 
-void add_artifact_routes(App& app) {
-  app.router.add(http::verb::get, "/v1/artifacts/{id}", Perm::Models, [&app](RequestPtr req, Respond respond) {
-    const std::string sha = req->params[0];
-    auto rec = is_sha256_hex(sha) ? app.store->get_artifact(sha) : std::nullopt;
-    if (!rec || !app.blobs->exists(sha)) throw HttpError(http::status::not_found, "no artifact '" + sha + "'");
-    const std::string fmt = req->q("format", "tsm");
-    if (fmt != "tsm" && fmt != "safetensors")
-      throw HttpError(http::status::bad_request, "format: '" + fmt + "' (tsm or safetensors)", {{"field", "format"}});
-    const std::string etag = fmt == "tsm" ? sha : sha + ".safetensors";
-    if (etag_matches(*req, etag)) {
-      StringResponse r{http::status::not_modified, 11};
-      cache_headers(r, etag);
-      return respond(std::move(r));
-    }
-    const std::string path = app.blobs->path(sha);
-    if (fmt == "safetensors") {
-      boost::asio::post(app.blocking, [path, etag, respond] {
-        try {
-          auto r = text_response(http::status::ok, artifact_to_safetensors(read_artifact(path)), "application/octet-stream");
-          cache_headers(r, etag);
-          r.set(http::field::content_disposition, "attachment; filename=\"" + etag + "\"");
-          respond(std::move(r));
-        } catch (const std::exception& e) {
-          respond(problem(http::status::internal_server_error, std::string("export failed: ") + e.what()));
-        }
-      });
-      return;
-    }
-    std::string range = req->header(http::field::range);
-    if (!range.empty()) {
-      auto r = parse_range(range, rec->size_bytes);
-      if (!r) {
-        auto p = problem(http::status::range_not_satisfiable, "range '" + range + "' does not fit " +
-                                                                  std::to_string(rec->size_bytes) + " bytes");
-        p.set(http::field::content_range, "bytes */" + std::to_string(rec->size_bytes));
-        return respond(std::move(p));
+void get_artifact(App& app, RequestPtr req, Respond respond) {
+  const std::string sha = req->params[0];
+  auto rec = is_sha256_hex(sha) ? app.store->get_artifact(sha) : std::nullopt;
+  if (!rec || !app.blobs->exists(sha)) throw HttpError(http::status::not_found, "no artifact '" + sha + "'");
+  const std::string fmt = req->q("format", "tsm");
+  if (fmt != "tsm" && fmt != "safetensors")
+    throw HttpError(http::status::bad_request, "format: '" + fmt + "' (tsm or safetensors)", {{"field", "format"}});
+  const std::string etag = fmt == "tsm" ? sha : sha + ".safetensors";
+  if (etag_matches(*req, etag)) {
+    StringResponse r{http::status::not_modified, 11};
+    cache_headers(r, etag);
+    return respond(std::move(r));
+  }
+  const std::string path = app.blobs->path(sha);
+  if (fmt == "safetensors") {
+    boost::asio::post(app.blocking, [path, etag, respond] {
+      try {
+        auto r = text_response(http::status::ok, artifact_to_safetensors(read_artifact(path)), "application/octet-stream");
+        cache_headers(r, etag);
+        r.set(http::field::content_disposition, "attachment; filename=\"" + etag + "\"");
+        respond(std::move(r));
+      } catch (const std::exception& e) {
+        respond(problem(http::status::internal_server_error, std::string("export failed: ") + e.what()));
       }
-      std::string part(r->last - r->first + 1, '\0');
-      std::ifstream f(path, std::ios::binary);
-      f.seekg(static_cast<std::streamoff>(r->first));
-      f.read(part.data(), static_cast<std::streamsize>(part.size()));
-      if (!f) throw HttpError(http::status::internal_server_error, "cannot read artifact blob");
-      auto resp = text_response(http::status::partial_content, std::move(part), "application/x-protobuf");
-      cache_headers(resp, etag);
-      resp.set(http::field::content_range, "bytes " + std::to_string(r->first) + "-" + std::to_string(r->last) + "/" +
-                                               std::to_string(rec->size_bytes));
-      return respond(std::move(resp));
+    });
+    return;
+  }
+  std::string range = req->header(http::field::range);
+  if (!range.empty()) {
+    auto r = parse_range(range, rec->size_bytes);
+    if (!r) {
+      auto p = problem(http::status::range_not_satisfiable, "range '" + range + "' does not fit " +
+                                                                std::to_string(rec->size_bytes) + " bytes");
+      p.set(http::field::content_range, "bytes */" + std::to_string(rec->size_bytes));
+      return respond(std::move(p));
     }
-    FileResponse resp{http::status::ok, 11};
-    boost::beast::error_code ec;
-    resp.body().open(path.c_str(), boost::beast::file_mode::scan, ec);
-    if (ec) throw HttpError(http::status::internal_server_error, "cannot open artifact blob: " + ec.message());
-    resp.set(http::field::content_type, "application/x-protobuf");
-    resp.set(http::field::content_disposition, "attachment; filename=\"" + sha + ".tsm\"");
+    std::string part(r->last - r->first + 1, '\0');
+    std::ifstream f(path, std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(r->first));
+    f.read(part.data(), static_cast<std::streamsize>(part.size()));
+    if (!f) throw HttpError(http::status::internal_server_error, "cannot read artifact blob");
+    auto resp = text_response(http::status::partial_content, std::move(part), "application/x-protobuf");
     cache_headers(resp, etag);
-    resp.prepare_payload();
-    respond(std::move(resp));
-  });
+    resp.set(http::field::content_range, "bytes " + std::to_string(r->first) + "-" + std::to_string(r->last) + "/" +
+                                             std::to_string(rec->size_bytes));
+    return respond(std::move(resp));
+  }
+  FileResponse resp{http::status::ok, 11};
+  boost::beast::error_code ec;
+  resp.body().open(path.c_str(), boost::beast::file_mode::scan, ec);
+  if (ec) throw HttpError(http::status::internal_server_error, "cannot open artifact blob: " + ec.message());
+  resp.set(http::field::content_type, "application/x-protobuf");
+  resp.set(http::field::content_disposition, "attachment; filename=\"" + sha + ".tsm\"");
+  cache_headers(resp, etag);
+  resp.prepare_payload();
+  respond(std::move(resp));
 }
 
 }  // namespace tsm::server

@@ -5,6 +5,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "api/api_util.h"
+#include "api/routes.h"
 #include "app.h"
 #include "common/error.h"
 #include "jobs/resolve_job.h"
@@ -86,78 +87,76 @@ void respond_when_done(App& app, Request& req, const std::string& id, double wai
 
 }  // namespace
 
-void add_job_routes(App& app) {
-  app.router.add(http::verb::post, "/v1/jobs", Perm::Jobs, [&app](RequestPtr req, Respond respond) {
-    double wait_s = query_number(*req, "wait", 0, 0, app.config.max_wait_s);
-    const v1::JobSpec spec = parse_job_spec(parse_json_body(*req));
-    auto upload = is_id(spec.upload(), "u_") ? app.store->get_upload(spec.upload()) : std::nullopt;
-    if (!upload)
-      throw HttpError(http::status::unprocessable_entity, "upload '" + spec.upload() + "' does not exist (POST /v1/uploads first)",
-                      {{"field", "upload"}});
-    // Every tensor with its method and resolved params, decided now (this handler runs on the
-    // request pool) and stored: a bad parameter is a 422 here, not a failed job later.
-    const v1::ResolvedJob resolved = resolve_job(spec, *upload, app.models_dir + "/" + upload->sha256);
-    JobRecord j;
-    j.id = new_id("j_");
-    j.upload = upload->id;
-    j.method = spec.method();
-    spec.SerializeToString(&j.spec_pb);
-    resolved.SerializeToString(&j.resolved_pb);
-    j.priority = spec.priority();
-    j.created_unix = static_cast<int64_t>(std::time(nullptr));
-    if (!app.jobs->submit(j)) {
-      auto r = problem(http::status::service_unavailable,
-                       "the job queue is full (" + std::to_string(app.jobs->queue_capacity()) + " queued); retry later");
-      r.set(http::field::retry_after, "5");
-      return respond(std::move(r));
-    }
-    respond_when_done(app, *req, j.id, wait_s, http::status::accepted, respond, "/v1/jobs/" + j.id);
-  }, BodyMode::Buffered, RunOn::Pool);
+void post_job(App& app, RequestPtr req, Respond respond) {
+  double wait_s = query_number(*req, "wait", 0, 0, app.config.max_wait_s);
+  const v1::JobSpec spec = parse_job_spec(parse_json_body(*req));
+  auto upload = is_id(spec.upload(), "u_") ? app.store->get_upload(spec.upload()) : std::nullopt;
+  if (!upload)
+    throw HttpError(http::status::unprocessable_entity, "upload '" + spec.upload() + "' does not exist (POST /v1/uploads first)",
+                    {{"field", "upload"}});
+  // Every tensor with its method and resolved params, decided now (this handler runs on the
+  // request pool) and stored: a bad parameter is a 422 here, not a failed job later.
+  const v1::ResolvedJob resolved = resolve_job(spec, *upload, app.models_dir + "/" + upload->sha256);
+  JobRecord j;
+  j.id = new_id("j_");
+  j.upload = upload->id;
+  j.method = spec.method();
+  spec.SerializeToString(&j.spec_pb);
+  resolved.SerializeToString(&j.resolved_pb);
+  j.priority = spec.priority();
+  j.created_unix = static_cast<int64_t>(std::time(nullptr));
+  if (!app.jobs->submit(j)) {
+    auto r = problem(http::status::service_unavailable,
+                     "the job queue is full (" + std::to_string(app.jobs->queue_capacity()) + " queued); retry later");
+    r.set(http::field::retry_after, "5");
+    return respond(std::move(r));
+  }
+  respond_when_done(app, *req, j.id, wait_s, http::status::accepted, respond, "/v1/jobs/" + j.id);
+}
 
-  app.router.add(http::verb::get, "/v1/jobs", Perm::Read, [&app](RequestPtr req, Respond respond) {
-    JobFilter f;
-    if (const std::string st = req->q("state"); !st.empty()) {
-      f.state = parse_state(st);
-      if (!f.state) throw HttpError(http::status::bad_request, "state: '" + st + "' is not a job state", {{"field", "state"}});
-    }
-    f.method = req->q("method");
-    f.upload = req->q("upload");
-    f.after_seq = static_cast<int64_t>(query_number(*req, "cursor", 0, 0, 9e18));
-    f.limit = static_cast<int>(query_number(*req, "limit", 50, 1, 500));
-    auto rows = app.store->list_jobs(f);
-    std::string out = "{\"jobs\":[";
-    for (size_t i = 0; i < rows.size(); ++i)
-      out += (i ? "," : "") + job_text(rows[i], app.jobs->progress(rows[i].id, rows[i].progress));
-    out += ']';
-    if (static_cast<int>(rows.size()) == f.limit) out += ",\"next_cursor\":\"" + std::to_string(rows.back().seq) + '"';
-    out += '}';
-    respond(text_response(http::status::ok, std::move(out), "application/json"));
-  });
+void list_jobs(App& app, RequestPtr req, Respond respond) {
+  JobFilter f;
+  if (const std::string st = req->q("state"); !st.empty()) {
+    f.state = parse_state(st);
+    if (!f.state) throw HttpError(http::status::bad_request, "state: '" + st + "' is not a job state", {{"field", "state"}});
+  }
+  f.method = req->q("method");
+  f.upload = req->q("upload");
+  f.after_seq = static_cast<int64_t>(query_number(*req, "cursor", 0, 0, 9e18));
+  f.limit = static_cast<int>(query_number(*req, "limit", 50, 1, 500));
+  auto rows = app.store->list_jobs(f);
+  std::string out = "{\"jobs\":[";
+  for (size_t i = 0; i < rows.size(); ++i)
+    out += (i ? "," : "") + job_text(rows[i], app.jobs->progress(rows[i].id, rows[i].progress));
+  out += ']';
+  if (static_cast<int>(rows.size()) == f.limit) out += ",\"next_cursor\":\"" + std::to_string(rows.back().seq) + '"';
+  out += '}';
+  respond(text_response(http::status::ok, std::move(out), "application/json"));
+}
 
-  app.router.add(http::verb::get, "/v1/jobs/{id}", Perm::Read, [&app](RequestPtr req, Respond respond) {
-    double wait_s = query_number(*req, "wait", 0, 0, app.config.max_wait_s);
-    const JobRecord j = must_get(app, req->params[0]);
-    if (wait_s <= 0 || is_terminal(j.state)) return respond(job_response(app, http::status::ok, j));
-    respond_when_done(app, *req, j.id, wait_s, http::status::ok, respond, "");
-  });
+void get_job(App& app, RequestPtr req, Respond respond) {
+  double wait_s = query_number(*req, "wait", 0, 0, app.config.max_wait_s);
+  const JobRecord j = must_get(app, req->params[0]);
+  if (wait_s <= 0 || is_terminal(j.state)) return respond(job_response(app, http::status::ok, j));
+  respond_when_done(app, *req, j.id, wait_s, http::status::ok, respond, "");
+}
 
-  app.router.add(http::verb::delete_, "/v1/jobs/{id}", Perm::Jobs, [&app](RequestPtr req, Respond respond) {
-    const std::string& id = req->params[0];
-    must_get(app, id);
-    switch (app.jobs->cancel(id)) {
-      case JobService::CancelResult::Canceled:
-        return respond(job_response(app, http::status::ok, must_get(app, id)));
-      case JobService::CancelResult::Requested:
-        return respond(job_response(app, http::status::accepted, must_get(app, id), true));
-      case JobService::CancelResult::AlreadyFinished: {
-        auto j = must_get(app, id);
-        throw HttpError(http::status::conflict, "job " + id + " already ended (" + state_name(j.state) + ")",
-                        {{"state", state_name(j.state)}});
-      }
-      default:
-        throw HttpError(http::status::not_found, "no job '" + id + "'");
+void cancel_job(App& app, RequestPtr req, Respond respond) {
+  const std::string& id = req->params[0];
+  must_get(app, id);
+  switch (app.jobs->cancel(id)) {
+    case JobService::CancelResult::Canceled:
+      return respond(job_response(app, http::status::ok, must_get(app, id)));
+    case JobService::CancelResult::Requested:
+      return respond(job_response(app, http::status::accepted, must_get(app, id), true));
+    case JobService::CancelResult::AlreadyFinished: {
+      auto j = must_get(app, id);
+      throw HttpError(http::status::conflict, "job " + id + " already ended (" + state_name(j.state) + ")",
+                      {{"state", state_name(j.state)}});
     }
-  });
+    default:
+      throw HttpError(http::status::not_found, "no job '" + id + "'");
+  }
 }
 
 }  // namespace tsm::server

@@ -4,6 +4,7 @@
 
 #include "api/api_util.h"
 #include "api/report_summary.h"
+#include "api/routes.h"
 #include "app.h"
 #include "spec/job_spec.h"
 #include "report.pb.h"
@@ -25,53 +26,51 @@ ReportFilter filter_from(const Request& r) {
 
 }  // namespace
 
-void add_report_routes(App& app) {
-  app.router.add(http::verb::post, "/v1/devices/{id}/reports", Perm::PostReports, [&app](RequestPtr req, Respond respond) {
-    const std::string device = req->params[0];
-    if (!is_safe_name(device))
-      throw HttpError(http::status::bad_request, "device id '" + device + "' must be 1-128 characters of [A-Za-z0-9._-]");
-    tensorslm::v1::DeviceReport rep;
-    std::string ct = req->header(http::field::content_type);
-    ct = ct.substr(0, ct.find(';'));
-    if (ct == "application/x-protobuf" || ct == "application/protobuf" || ct == "application/octet-stream") {
-      if (!rep.ParseFromString(req->body))
-        throw HttpError(http::status::bad_request, "body is not a serialized tensorslm.v1.DeviceReport");
-    } else {
-      google::protobuf::util::JsonParseOptions o;
-      auto st = google::protobuf::util::JsonStringToMessage(req->body, &rep, o);
-      if (!st.ok())
-        throw HttpError(http::status::bad_request, "body is not a DeviceReport in JSON form: " + std::string(st.message()));
-    }
-    if (rep.device().device_id().empty()) rep.mutable_device()->set_device_id(device);
-    if (rep.device().device_id() != device)
-      throw HttpError(http::status::unprocessable_entity,
-                      "device.device_id '" + rep.device().device_id() + "' differs from the URL's '" + device + "'",
-                      {{"field", "device.device_id"}});
-    if (rep.model().empty()) throw HttpError(http::status::unprocessable_entity, "model: required", {{"field", "model"}});
-    if (rep.created_unix() == 0) rep.set_created_unix(static_cast<uint64_t>(std::time(nullptr)));
-    std::string js;
-    google::protobuf::util::JsonPrintOptions po;
-    po.preserve_proto_field_names = true;
-    (void)google::protobuf::util::MessageToJsonString(rep, &js, po);
-    ReportRecord r{0, device, rep.model(), rep.tag(), rep.artifact_sha256(), static_cast<int64_t>(rep.created_unix()), js};
-    app.store->insert_report(r);
-    respond(json_response(http::status::created, {{"id", r.id}, {"device", device}, {"model", r.model}, {"tag", r.tag}}));
-  }, BodyMode::Buffered, RunOn::Pool);
+void post_device_report(App& app, RequestPtr req, Respond respond) {
+  const std::string device = req->params[0];
+  if (!is_safe_name(device))
+    throw HttpError(http::status::bad_request, "device id '" + device + "' must be 1-128 characters of [A-Za-z0-9._-]");
+  tensorslm::v1::DeviceReport rep;
+  std::string ct = req->header(http::field::content_type);
+  ct = ct.substr(0, ct.find(';'));
+  if (ct == "application/x-protobuf" || ct == "application/protobuf" || ct == "application/octet-stream") {
+    if (!rep.ParseFromString(req->body))
+      throw HttpError(http::status::bad_request, "body is not a serialized tensorslm.v1.DeviceReport");
+  } else {
+    google::protobuf::util::JsonParseOptions o;
+    auto st = google::protobuf::util::JsonStringToMessage(req->body, &rep, o);
+    if (!st.ok())
+      throw HttpError(http::status::bad_request, "body is not a DeviceReport in JSON form: " + std::string(st.message()));
+  }
+  if (rep.device().device_id().empty()) rep.mutable_device()->set_device_id(device);
+  if (rep.device().device_id() != device)
+    throw HttpError(http::status::unprocessable_entity,
+                    "device.device_id '" + rep.device().device_id() + "' differs from the URL's '" + device + "'",
+                    {{"field", "device.device_id"}});
+  if (rep.model().empty()) throw HttpError(http::status::unprocessable_entity, "model: required", {{"field", "model"}});
+  if (rep.created_unix() == 0) rep.set_created_unix(static_cast<uint64_t>(std::time(nullptr)));
+  std::string js;
+  google::protobuf::util::JsonPrintOptions po;
+  po.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(rep, &js, po);
+  ReportRecord r{0, device, rep.model(), rep.tag(), rep.artifact_sha256(), static_cast<int64_t>(rep.created_unix()), js};
+  app.store->insert_report(r);
+  respond(json_response(http::status::created, {{"id", r.id}, {"device", device}, {"model", r.model}, {"tag", r.tag}}));
+}
 
-  app.router.add(http::verb::get, "/v1/reports", Perm::Read, [&app](RequestPtr req, Respond respond) {
-    json out = json::array();
-    for (const auto& r : app.store->list_reports(filter_from(*req)))
-      out.push_back({{"id", r.id}, {"device", r.device}, {"model", r.model}, {"tag", r.tag},
-                     {"artifact_sha256", r.artifact_sha256}, {"created_unix", r.created_unix},
-                     {"report", json::parse(r.report_json)}});
-    respond(json_response(http::status::ok, {{"reports", out}}));
-  });
+void list_reports(App& app, RequestPtr req, Respond respond) {
+  json out = json::array();
+  for (const auto& r : app.store->list_reports(filter_from(*req)))
+    out.push_back({{"id", r.id}, {"device", r.device}, {"model", r.model}, {"tag", r.tag},
+                   {"artifact_sha256", r.artifact_sha256}, {"created_unix", r.created_unix},
+                   {"report", json::parse(r.report_json)}});
+  respond(json_response(http::status::ok, {{"reports", out}}));
+}
 
-  app.router.add(http::verb::get, "/v1/reports/summary", Perm::Read, [&app](RequestPtr req, Respond respond) {
-    ReportFilter f = filter_from(*req);
-    f.limit = static_cast<int>(query_number(*req, "limit", 100000, 1, 1e6));
-    respond(json_response(http::status::ok, {{"groups", summarize_reports(app.store->list_reports(f))}}));
-  });
+void get_reports_summary(App& app, RequestPtr req, Respond respond) {
+  ReportFilter f = filter_from(*req);
+  f.limit = static_cast<int>(query_number(*req, "limit", 100000, 1, 1e6));
+  respond(json_response(http::status::ok, {{"groups", summarize_reports(app.store->list_reports(f))}}));
 }
 
 }  // namespace tsm::server

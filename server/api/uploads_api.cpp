@@ -3,7 +3,8 @@
 #include <filesystem>
 
 #include "api/api_util.h"
-#include "api/upload_ingest.h"
+#include "uploads/upload_ingest.h"
+#include "api/routes.h"
 #include "app.h"
 
 namespace tsm::server {
@@ -19,56 +20,51 @@ json upload_json(const UploadRecord& u) {
 
 }  // namespace
 
-void add_upload_routes(App& app) {
-  app.router.add(http::verb::post, "/v1/uploads", Perm::Upload, [&app](RequestPtr req, Respond respond) {
-    IngestOptions opt;
-    opt.declared_format = req->q("format");
-    if (opt.declared_format.empty()) opt.declared_format = format_from_content_type(req->header(http::field::content_type));
-    if (!opt.declared_format.empty() && opt.declared_format != "npy" && opt.declared_format != "safetensors" &&
-        opt.declared_format != "tar" && opt.declared_format != "json" && opt.declared_format != "raw")
-      throw HttpError(http::status::bad_request, "format: '" + opt.declared_format + "' is not one of npy, safetensors, tar, json, raw",
-                      {{"field", "format"}});
-    opt.name = req->q("name");
-    opt.dtype = req->q("dtype");
-    opt.shape = req->q("shape");
-    opt.durable = app.config.fsync_uploads;
-    // Validation reads the whole file: the blocking pool, never the I/O thread.
-    boost::asio::post(app.blocking, [&app, req, respond, opt] {
-      try {
-        UploadRecord u = ingest_upload(req->upload, opt, *app.blobs, app.models_dir);
-        req->upload.reset();
-        u.id = new_id("u_");
-        app.store->insert_upload(u);
-        auto r = json_response(http::status::created, upload_json(u));
-        r.set(http::field::location, "/v1/uploads/" + u.id);
-        respond(std::move(r));
-      } catch (const HttpError& e) {
-        req->upload.reset();
-        respond(problem(e.status, e.what(), e.extra));
-      } catch (const std::exception& e) {
-        req->upload.reset();
-        respond(problem(http::status::internal_server_error, std::string("upload failed: ") + e.what()));
-      }
-    });
-  }, BodyMode::Streamed);
-
-  app.router.add(http::verb::get, "/v1/uploads/{id}", Perm::Read, [&app](RequestPtr req, Respond respond) {
-    auto u = is_id(req->params[0], "u_") ? app.store->get_upload(req->params[0]) : std::nullopt;
-    if (!u) throw HttpError(http::status::not_found, "no upload '" + req->params[0] + "'");
-    respond(json_response(http::status::ok, upload_json(*u)));
-  });
-
-  app.router.add(http::verb::delete_, "/v1/uploads/{id}", Perm::Upload, [&app](RequestPtr req, Respond respond) {
-    auto u = is_id(req->params[0], "u_") ? app.store->get_upload(req->params[0]) : std::nullopt;
-    if (!u || !app.store->delete_upload(u->id)) throw HttpError(http::status::not_found, "no upload '" + req->params[0] + "'");
-    if (app.store->blob_refs(u->sha256) == 0) {
-      app.blobs->remove(u->sha256);
-      std::error_code ec;
-      std::filesystem::remove_all(app.models_dir + "/" + u->sha256, ec);
+void post_upload(App& app, RequestPtr req, Respond respond) {
+  IngestOptions opt;
+  opt.declared_format = req->q("format");
+  if (opt.declared_format.empty()) opt.declared_format = format_from_content_type(req->header(http::field::content_type));
+  if (!opt.declared_format.empty() && opt.declared_format != "npy" && opt.declared_format != "safetensors" &&
+      opt.declared_format != "tar" && opt.declared_format != "json" && opt.declared_format != "raw")
+    throw HttpError(http::status::bad_request, "format: '" + opt.declared_format + "' is not one of npy, safetensors, tar, json, raw",
+                    {{"field", "format"}});
+  opt.name = req->q("name");
+  opt.dtype = req->q("dtype");
+  opt.shape = req->q("shape");
+  opt.durable = app.config.fsync_uploads;
+  // Validation reads the whole file: the blocking pool, never the I/O thread.
+  boost::asio::post(app.blocking, [&app, req, respond, opt] {
+    try {
+      UploadRecord u = ingest_upload(req->upload, opt, *app.blobs, app.models_dir);
+      req->upload.reset();
+      u.id = new_id("u_");
+      app.store->insert_upload(u);
+      auto r = json_response(http::status::created, upload_json(u));
+      r.set(http::field::location, "/v1/uploads/" + u.id);
+      respond(std::move(r));
+    } catch (const std::exception& e) {
+      req->upload.reset();
+      respond(problem_for(e));
     }
-    StringResponse r{http::status::no_content, 11};
-    respond(std::move(r));
   });
+}
+
+void get_upload(App& app, RequestPtr req, Respond respond) {
+  auto u = is_id(req->params[0], "u_") ? app.store->get_upload(req->params[0]) : std::nullopt;
+  if (!u) throw HttpError(http::status::not_found, "no upload '" + req->params[0] + "'");
+  respond(json_response(http::status::ok, upload_json(*u)));
+}
+
+void delete_upload(App& app, RequestPtr req, Respond respond) {
+  auto u = is_id(req->params[0], "u_") ? app.store->get_upload(req->params[0]) : std::nullopt;
+  if (!u || !app.store->delete_upload(u->id)) throw HttpError(http::status::not_found, "no upload '" + req->params[0] + "'");
+  if (app.store->blob_refs(u->sha256) == 0) {
+    app.blobs->remove(u->sha256);
+    std::error_code ec;
+    std::filesystem::remove_all(app.models_dir + "/" + u->sha256, ec);
+  }
+  StringResponse r{http::status::no_content, 11};
+  respond(std::move(r));
 }
 
 }  // namespace tsm::server

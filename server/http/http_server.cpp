@@ -352,19 +352,9 @@ class Session : public std::enable_shared_from_this<Session> {
   static void invoke(const Handler& handler, const RequestPtr& req, const Respond& respond) {
     try {
       handler(req, respond);
-    } catch (const HttpError& e) {
-      respond(problem(e.status, e.what(), e.extra));
-    } catch (const ParamError& e) {
-      respond(problem(http::status::unprocessable_entity, e.what(), {{"field", e.field()}}));
-    } catch (const FormatError& e) {
-      json extra = json::object();
-      if (e.offset() >= 0) extra["offset"] = e.offset();
-      respond(problem(http::status::unprocessable_entity, e.what(), extra));
-    } catch (const Error& e) {
-      respond(problem(http::status::bad_request, e.what()));
     } catch (const std::exception& e) {
-      spdlog::error("[{}] handler failed: {}", req->request_id, e.what());
-      respond(problem(http::status::internal_server_error, std::string("internal error: ") + e.what()));
+      if (!dynamic_cast<const Error*>(&e)) spdlog::error("[{}] handler failed: {}", req->request_id, e.what());
+      respond(problem_for(e));
     }
   }
 

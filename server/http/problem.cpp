@@ -1,5 +1,7 @@
 #include "http/problem.h"
 
+#include "common/error.h"
+
 namespace tsm::server {
 
 
@@ -14,6 +16,32 @@ StringResponse problem(http::status status, const std::string& detail, const jso
   r.body() = dump_json(j);
   r.prepare_payload();
   return r;
+}
+
+StringResponse problem_for(const std::exception& e) {
+  const auto* te = dynamic_cast<const Error*>(&e);
+  json extra = json::object();
+  if (te)
+    for (const auto& [k, v] : te->details()) std::visit([&, key = k](const auto& x) { extra[key] = x; }, v);
+  if (const auto* h = dynamic_cast<const HttpError*>(&e)) {
+    for (auto it = h->extra.begin(); it != h->extra.end(); ++it) extra[it.key()] = it.value();
+    return problem(h->status, e.what(), extra);
+  }
+  if (const auto* o = dynamic_cast<const OptionError*>(&e)) {
+    extra["field"] = o->field();
+    return problem(http::status::bad_request, e.what(), extra);
+  }
+  if (dynamic_cast<const UnsupportedFormat*>(&e)) return problem(http::status::unsupported_media_type, e.what(), extra);
+  if (const auto* p = dynamic_cast<const ParamError*>(&e)) {
+    extra["field"] = p->field();
+    return problem(http::status::unprocessable_entity, e.what(), extra);
+  }
+  if (const auto* f = dynamic_cast<const FormatError*>(&e)) {
+    if (f->offset() >= 0) extra["offset"] = f->offset();
+    return problem(http::status::unprocessable_entity, e.what(), extra);
+  }
+  if (te) return problem(http::status::bad_request, e.what(), extra);
+  return problem(http::status::internal_server_error, std::string("internal error: ") + e.what());
 }
 
 StringResponse json_response(http::status status, const json& body) {

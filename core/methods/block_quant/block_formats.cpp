@@ -75,13 +75,14 @@ BlockParams fit_block(BlockType t, const float* x) {
     p.d = (mx - mn) / float(block_format(t).levels - 1);
     p.m = mn;
   }
+  p.id = p.d != 0 ? 1.0f / p.d : 0.0f;
   p.d_stored = round_f16(p.d);
   p.m_stored = asym ? round_f16(p.m) : 0.f;
   return p;
 }
 
 int quantize_value(BlockType t, const BlockParams& p, float x) {
-  const float id = p.d != 0 ? 1.0f / p.d : 0.0f;
+  const float id = p.id;
   switch (t) {
     case BlockType::kQ8_0: return static_cast<int>(std::clamp(std::round(x * id), -127.f, 127.f));
     case BlockType::kQ4_0: return trunc_code(x * id + 8.5f, 0, 15);

@@ -43,7 +43,8 @@ std::optional<BlockType> parse_block_type(std::string_view name);
 /// The parameters of one block: scale d and offset m (0 for symmetric types), as f32 before the
 /// f16 rounding of storage, plus the f16-rounded values that decoding uses.
 struct BlockParams {
-  float d = 0, m = 0;           ///< as quantization uses them (1/d for codes)
+  float d = 0, m = 0;           ///< as quantization uses them
+  float id = 0;                 ///< 1 / d (0 when d is 0), as ggml computes codes
   float d_stored = 0, m_stored = 0;  ///< as decoded (f16-rounded)
 };
 

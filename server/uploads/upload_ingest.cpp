@@ -1,4 +1,4 @@
-#include "api/upload_ingest.h"
+#include "uploads/upload_ingest.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -12,10 +12,11 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "formats/hf_model_dir.h"
+#include "formats/json_matrix.h"
 #include "formats/mapped_file.h"
 #include "formats/npy.h"
 #include "formats/safetensors.h"
-#include "http/problem.h"
+#include "common/json_text.h"
 #include "spec/job_spec.h"
 
 namespace fs = std::filesystem;
@@ -25,8 +26,20 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void reject(const std::string& detail, json extra = json::object()) {
-  throw HttpError(http::status::unprocessable_entity, detail, std::move(extra));
+constexpr uint64_t kMaxJsonValues = 16u << 20;  // 64 MiB of f32: past this, .npy is the format
+
+/// Content that is not what it claims, already said in full (the final catch does not re-word it).
+class Rejected : public FormatError {
+ public:
+  using FormatError::FormatError;
+};
+
+using Details = std::vector<Error::Detail>;
+
+[[noreturn]] void reject(const std::string& detail, const Details& details = {}) {
+  Rejected e(detail);
+  for (const auto& [k, v] : details) e.add_detail(k, v);
+  throw e;
 }
 
 /// 422 naming the tensor and the first non-finite element when `nf` found any.
@@ -36,7 +49,7 @@ void reject_nonfinite(const NonFinite& nf, const std::string& name, const std::v
   reject("tensor '" + name + "' holds " + std::to_string(nf.nan) + " NaN and " + std::to_string(nf.inf) +
              " Inf values (first at element " + std::to_string(nf.first) + " = row " + std::to_string(nf.first / cols) +
              ", col " + std::to_string(nf.first % cols) + "); clean the input before compressing",
-         {{"tensor", name}, {"nan", nf.nan}, {"inf", nf.inf}, {"first_index", nf.first}});
+         {{"tensor", name}, {"nan", int64_t(nf.nan)}, {"inf", int64_t(nf.inf)}, {"first_index", int64_t(nf.first)}});
 }
 
 void check_finite(const Tensor& t) {
@@ -86,12 +99,11 @@ std::vector<int64_t> parse_shape(const std::string& s) {
     char* end = nullptr;
     long long v = std::strtoll(part.c_str(), &end, 10);
     if (part.empty() || *end != '\0' || v <= 0)
-      throw HttpError(http::status::bad_request, "shape: '" + s + "' is not a comma-separated list of positive sizes",
-                      {{"field", "shape"}});
+      throw OptionError("shape", "shape: '" + s + "' is not a comma-separated list of positive sizes");
     out.push_back(v);
     i = j + 1;
   }
-  if (out.empty()) throw HttpError(http::status::bad_request, "shape: required for raw uploads", {{"field", "shape"}});
+  if (out.empty()) throw OptionError("shape", "shape: required for raw uploads");
   return out;
 }
 
@@ -185,21 +197,19 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
   UploadRecord u;
   u.sha256 = sink->finish(opt.durable);
   u.size_bytes = sink->bytes();
-  if (u.size_bytes == 0) throw HttpError(http::status::bad_request, "empty body: send the file as the request body");
+  if (u.size_bytes == 0) throw OptionError("body", "empty body: send the file as the request body");
   const std::string& head = sink->head();
   std::string detected = detect_format({reinterpret_cast<const std::byte*>(head.data()), head.size()});
   bool raw = !opt.dtype.empty() || !opt.shape.empty() || opt.declared_format == "raw";
   std::string fmt = raw ? "raw" : (opt.declared_format.empty() ? detected : opt.declared_format);
   if (!raw && !opt.declared_format.empty() && !detected.empty() && detected != opt.declared_format)
-    throw HttpError(http::status::unprocessable_entity,
-                    "declared format '" + opt.declared_format + "' but the content is " + detected, {{"field", "format"}});
+    reject("declared format '" + opt.declared_format + "' but the content is " + detected, {{"field", "format"}});
   if (fmt.empty())
-    throw HttpError(http::status::unsupported_media_type,
-                    "unrecognised content: send .npy, .safetensors, a tar of an HF model directory, a JSON array, or "
-                    "raw little-endian bytes with ?dtype=f32&shape=ROWS,COLS");
+    throw UnsupportedFormat(
+        "unrecognised content: send .npy, .safetensors, a tar of an HF model directory, a JSON array, or "
+        "raw little-endian bytes with ?dtype=f32&shape=ROWS,COLS");
   if (!opt.name.empty() && !is_safe_name(opt.name))
-    throw HttpError(http::status::bad_request, "name: '" + opt.name + "' must be 1-128 characters of [A-Za-z0-9._-]",
-                    {{"field", "name"}});
+    throw OptionError("name", "name: '" + opt.name + "' must be 1-128 characters of [A-Za-z0-9._-]");
   u.name = opt.name.empty() ? "array" : opt.name;
   u.format = fmt;
   json tensors = json::array();
@@ -231,14 +241,14 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
         tensors.push_back(tensor_entry(t));
       }
     } else if (fmt == "raw") {
-      if (opt.dtype.empty()) throw HttpError(http::status::bad_request, "dtype: required for raw uploads (f32, f16, bf16, f64)", {{"field", "dtype"}});
+      if (opt.dtype.empty()) throw OptionError("dtype", "dtype: required for raw uploads (f32, f16, bf16, f64)");
       DType dt;
       try {
         dt = parse_dtype(opt.dtype);
       } catch (const Error& e) {
-        throw HttpError(http::status::bad_request, std::string("dtype: ") + e.what(), {{"field", "dtype"}});
+        throw OptionError("dtype", std::string("dtype: ") + e.what());
       }
-      if (!is_float(dt)) throw HttpError(http::status::unprocessable_entity, "dtype: raw uploads must be floating (f32, f16, bf16, f64)", {{"field", "dtype"}});
+      if (!is_float(dt)) reject("dtype: raw uploads must be floating (f32, f16, bf16, f64)", {{"field", "dtype"}});
       auto shape = parse_shape(opt.shape);
       uint64_t want = static_cast<uint64_t>(shape_numel(shape)) * dtype_size(dt);
       if (want != u.size_bytes)
@@ -249,28 +259,19 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
       tensors.push_back({{"name", u.name}, {"dtype", std::string(dtype_name(dt))}, {"shape", shape}});
     } else if (fmt == "json") {
       if (u.size_bytes > (64u << 20)) reject("JSON arrays are for small inputs (<= 64 MiB); send .npy instead");
-      json j;
+      JsonMatrix jm;
       try {
-        j = json::parse(read_file(path));
-      } catch (const json::parse_error& e) {
-        throw HttpError(http::status::bad_request, std::string("malformed JSON: ") + e.what(), {{"offset", e.byte}});
+        jm = read_json_matrix(read_file(path), kMaxJsonValues);
+      } catch (const JsonSyntaxError& e) {
+        throw with_detail(OptionError("body", e.what()), "offset", e.offset());
+      } catch (const FormatError& e) {
+        Rejected r(e.what());
+        for (const auto& [k, v] : e.details()) r.add_detail(k, v);
+        throw r;
       }
-      if (!j.is_array() || j.empty()) reject("a JSON upload must be a non-empty array of numbers or of equal-length rows");
-      std::vector<float> vals;  // (rows, cols)
-      int64_t rows = 1, cols = 0;
-      bool nested = j[0].is_array();
-      if (nested) rows = static_cast<int64_t>(j.size()), cols = static_cast<int64_t>(j[0].size());
-      else cols = static_cast<int64_t>(j.size());
-      for (size_t r = 0; r < (nested ? j.size() : 1); ++r) {
-        const json& row = nested ? j[r] : j;
-        if (!row.is_array() || static_cast<int64_t>(row.size()) != cols || cols == 0)
-          reject("row " + std::to_string(r) + " has " + std::to_string(row.is_array() ? row.size() : 0) +
-                 " values, expected " + std::to_string(cols), {{"row", r}});
-        for (const auto& v : row) {
-          if (!v.is_number()) reject("row " + std::to_string(r) + " holds a non-number", {{"row", r}});
-          vals.push_back(v.get<float>());
-        }
-      }
+      std::vector<float>& vals = jm.values;  // (rows, cols)
+      const int64_t rows = jm.rows, cols = jm.cols;
+      const bool nested = !jm.flat;
       Tensor t = Tensor::from_matrix(u.name, Eigen::Map<MatrixRM>(vals.data(), rows, cols));
       if (!nested) t.shape = {cols};
       check_finite(t);
@@ -304,17 +305,21 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
         fs::rename(root, final_dir);
       }
     } else {
-      throw HttpError(http::status::unsupported_media_type, "format '" + fmt + "' is not accepted (npy, safetensors, tar, json, raw)",
-                      {{"field", "format"}});
+      throw with_detail(UnsupportedFormat("format '" + fmt + "' is not accepted (npy, safetensors, tar, json, raw)"), "field",
+                        std::string("format"));
     }
-  } catch (const FormatError& e) {
-    json extra = {{"format", fmt}};
-    if (e.offset() >= 0) extra["offset"] = e.offset();
-    throw HttpError(http::status::unprocessable_entity, std::string("invalid ") + fmt + ": " + e.what(), extra);
-  } catch (const HttpError&) {
+  } catch (const Rejected&) {
+    throw;  // said in full already
+  } catch (const OptionError&) {
     throw;
+  } catch (const UnsupportedFormat&) {
+    throw;
+  } catch (const FormatError& e) {  // a parser's error: say which format it was read as
+    auto w = with_detail(FormatError(std::string("invalid ") + fmt + ": " + e.what()), "format", fmt);
+    if (e.offset() >= 0) w.add_detail("offset", e.offset());
+    throw w;
   } catch (const Error& e) {
-    throw HttpError(http::status::unprocessable_entity, std::string("invalid ") + fmt + ": " + e.what(), {{"format", fmt}});
+    throw with_detail(FormatError(std::string("invalid ") + fmt + ": " + e.what()), "format", fmt);
   }
   u.tensors_json = dump_json(tensors);
   if (converted) {

@@ -21,7 +21,9 @@ struct IngestOptions {
 };
 
 /// Finishes the sink, validates, moves the blob into the store (and extracts a model tar under
-/// models_dir/<sha>), and returns the record to insert (id not set). Throws HttpError (400/415/422).
+/// models_dir/<sha>), and returns the record to insert (id not set). Throws the core error types the HTTP
+/// edge maps (http/problem.h problem_for): OptionError 400, UnsupportedFormat 415, FormatError 422
+/// (with details: the tensor and its NaN/Inf counts, a tar entry, the format read).
 UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& opt, BlobStore& blobs,
                            const std::string& models_dir);
 

@@ -1,0 +1,49 @@
+// The route table (see routes.h): one row per endpoint, aligned so it reads as a table.
+#include "api/routes.h"
+
+namespace tsm::server {
+
+namespace {
+
+struct RouteRow {
+  http::verb verb;
+  const char* pattern;
+  Perm scope;
+  BodyMode body;
+  RunOn run;
+  void (*handler)(App&, RequestPtr, Respond);
+};
+
+// Handlers that parse an untrusted JSON or protobuf body run on the request pool (RunOn::Pool).
+const RouteRow kRoutes[] = {
+    // verb              pattern                    scope              body                 runs on           handler
+    {http::verb::post,    "/v1/uploads",              Perm::Upload,      BodyMode::Streamed, RunOn::IoThread, post_upload},
+    {http::verb::get,     "/v1/uploads/{id}",         Perm::Read,        BodyMode::Buffered, RunOn::IoThread, get_upload},
+    {http::verb::delete_, "/v1/uploads/{id}",         Perm::Upload,      BodyMode::Buffered, RunOn::IoThread, delete_upload},
+    {http::verb::post,    "/v1/jobs",                 Perm::Jobs,        BodyMode::Buffered, RunOn::Pool,     post_job},
+    {http::verb::get,     "/v1/jobs",                 Perm::Read,        BodyMode::Buffered, RunOn::IoThread, list_jobs},
+    {http::verb::get,     "/v1/jobs/{id}",            Perm::Read,        BodyMode::Buffered, RunOn::IoThread, get_job},
+    {http::verb::delete_, "/v1/jobs/{id}",            Perm::Jobs,        BodyMode::Buffered, RunOn::IoThread, cancel_job},
+    {http::verb::get,     "/v1/artifacts/{id}",       Perm::Models,      BodyMode::Buffered, RunOn::IoThread, get_artifact},
+    {http::verb::get,     "/v1/models",               Perm::Models,      BodyMode::Buffered, RunOn::IoThread, list_models},
+    {http::verb::get,     "/v1/models/{name}",        Perm::Models,      BodyMode::Buffered, RunOn::IoThread, get_model},
+    {http::verb::get,     "/v1/models/{name}/latest", Perm::Models,      BodyMode::Buffered, RunOn::IoThread, get_model_latest},
+    {http::verb::post,    "/v1/devices/{id}/reports", Perm::PostReports, BodyMode::Buffered, RunOn::Pool,     post_device_report},
+    {http::verb::get,     "/v1/reports",              Perm::Read,        BodyMode::Buffered, RunOn::IoThread, list_reports},
+    {http::verb::get,     "/v1/reports/summary",      Perm::Read,        BodyMode::Buffered, RunOn::IoThread, get_reports_summary},
+    {http::verb::get,     "/healthz",                 Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_healthz},
+    {http::verb::get,     "/readyz",                  Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_readyz},
+    {http::verb::get,     "/metrics",                 Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_metrics},
+    {http::verb::get,     "/v1/openapi.json",         Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_openapi},
+};
+
+}  // namespace
+
+void add_routes(App& app) {
+  for (const RouteRow& r : kRoutes)
+    app.router.add(
+        r.verb, r.pattern, r.scope, [&app, h = r.handler](RequestPtr req, Respond respond) { h(app, std::move(req), std::move(respond)); },
+        r.body, r.run);
+}
+
+}  // namespace tsm::server
