@@ -33,11 +33,12 @@ std::vector<Repr> representations(const std::string& emb, const std::string& lin
   std::vector<Repr> out;
   for (const char* m : {"fp16", "int8", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0"})
     out.push_back({std::string(m) + " (all 2-D)", {{all, false, m, json::object()}}});
-  out.push_back({"q4_0 + gptq (all 2-D; embedding plain)",
-                 {{e, true, "q4_0", json::object()}, {linear, false, "q4_0", {{"calibration", "gptq"}}}},
+  out.push_back({"q4_0 + gptq (all 2-D; gptq on attention + MLP)",
+                 {{linear, false, "q4_0", {{"calibration", "gptq"}}}, {all, false, "q4_0", json::object()}},
                  true});
   out.push_back({"svd rank 8 (attention + MLP)", {{linear, false, "svd", {{"rank", 8}}}}});
-  out.push_back({"tt-token ratio 2 (embedding)", {{e, true, "tt-token", {{"ratio", 2}}}}});
+  out.push_back({"tt-token ratio 2 (embedding; global rank allocation)", {{e, true, "tt-token", {{"ratio", 2}}}}});
+  out.push_back({"tt-token ranks 3,3 (embedding; uniform, ~1.8x)", {{e, true, "tt-token", {{"shape", {4, 4, 8}}, {"ranks", {3, 3}}}}}});
   out.push_back({"saten ranks 8, 2:4 (attention + MLP)", {{linear, false, "saten", {{"ranks", 8}, {"sparsity", "2:4"}}}}});
   return out;
 }

@@ -6,6 +6,9 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "common/dtype.h"
 #include "common/error.h"
@@ -81,10 +84,67 @@ BlockParams fit_block(BlockType t, const float* x) {
   return p;
 }
 
+namespace {
+
+/// roundf (half away from zero) in a form the compiler vectorizes: trunc, then one step away
+/// from zero when the remainder is at least a half. Same result as roundf for every float.
+inline float round_half_away(float v) {
+  const float t = std::trunc(v), f = v - t;
+  return t + float(f >= 0.5f) - float(f <= -0.5f);
+}
+
+/// q8_0 codes of one block: clamp(roundf(x * id), -127, 127). AVX2: 8 lanes at a time with the
+/// same rounding (trunc, then a step away from zero at a remainder of one half); else scalar.
+inline void quantize_q8_0_codes(const float* x, float id, int8_t* q) {
+#if defined(__AVX2__)
+  const __m256 vid = _mm256_set1_ps(id), half = _mm256_set1_ps(0.5f), mhalf = _mm256_set1_ps(-0.5f),
+               one = _mm256_set1_ps(1.f), lo = _mm256_set1_ps(-127.f), hi = _mm256_set1_ps(127.f);
+  __m256i lanes[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid);
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 f = _mm256_sub_ps(v, t);
+    t = _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, half, _CMP_GE_OQ), one));
+    t = _mm256_sub_ps(t, _mm256_and_ps(_mm256_cmp_ps(f, mhalf, _CMP_LE_OQ), one));
+    lanes[k] = _mm256_cvttps_epi32(_mm256_min_ps(hi, _mm256_max_ps(lo, t)));
+  }
+  // 32 x i32 -> 32 x i8 in order: the packs work per 128-bit lane, the permute restores the order.
+  const __m256i s01 = _mm256_packs_epi32(lanes[0], lanes[1]), s23 = _mm256_packs_epi32(lanes[2], lanes[3]);
+  const __m256i b = _mm256_packs_epi16(s01, s23);
+  const __m256i ordered = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), ordered);
+#else
+  for (int j = 0; j < kQK; ++j) q[j] = static_cast<int8_t>(static_cast<int>(std::clamp(round_half_away(x[j] * id), -127.f, 127.f)));
+#endif
+}
+
+/// Codes of one block of a 4- or 5-bit type: trunc((x - m) * id + offset) clamped to
+/// [0, levels - 1], which is ggml's (int8_t)(x * id + 8.5f) / MIN(15, ...) for values in range.
+inline void quantize_small_codes(BlockType t, const BlockParams& p, const float* x, int* q) {
+  const bool asym = t == BlockType::kQ4_1 || t == BlockType::kQ5_1;
+  const float off = t == BlockType::kQ4_0 ? 8.5f : t == BlockType::kQ5_0 ? 16.5f : 0.5f;
+  const float top = t == BlockType::kQ4_0 || t == BlockType::kQ4_1 ? 15.f : 31.f;
+  const float m = asym ? p.m : 0.f;
+#if defined(__AVX2__)
+  const __m256 vid = _mm256_set1_ps(p.id), vm = _mm256_set1_ps(m), voff = _mm256_set1_ps(off),
+               vtop = _mm256_set1_ps(top), zero = _mm256_setzero_ps();
+  for (int k = 0; k < kQK; k += 8) {
+    // mul then add (two roundings, as ggml), not an fma
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm), vid), voff);
+    const __m256 c = _mm256_min_ps(vtop, _mm256_max_ps(zero, _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k), _mm256_cvttps_epi32(c));
+  }
+#else
+  for (int j = 0; j < kQK; ++j) q[j] = quantize_value(t, p, x[j]);
+#endif
+}
+
+}  // namespace
+
 int quantize_value(BlockType t, const BlockParams& p, float x) {
   const float id = p.id;
   switch (t) {
-    case BlockType::kQ8_0: return static_cast<int>(std::clamp(std::round(x * id), -127.f, 127.f));
+    case BlockType::kQ8_0: return static_cast<int>(std::clamp(round_half_away(x * id), -127.f, 127.f));
     case BlockType::kQ4_0: return trunc_code(x * id + 8.5f, 0, 15);
     case BlockType::kQ5_0: return trunc_code(x * id + 16.5f, 0, 31);
     case BlockType::kQ4_1: return trunc_code((x - p.m) * id + 0.5f, 0, 15);
@@ -135,7 +195,13 @@ void quantize_row(BlockType t, const float* x, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     const float* xb = x + b * kQK;
     const BlockParams p = fit_block(t, xb);
-    for (int j = 0; j < kQK; ++j) q[j] = quantize_value(t, p, xb[j]);
+    if (t == BlockType::kQ8_0) {  // the hot type: a loop of its own, vectorized
+      int8_t* qs = reinterpret_cast<int8_t*>(out + b * bytes + 2);
+      put_f16(out + b * bytes, p.d);
+      quantize_q8_0_codes(xb, p.id, qs);
+      continue;
+    }
+    quantize_small_codes(t, p, xb, q);
     pack_block(t, p, q, out + b * bytes);
   }
 }
