@@ -1,5 +1,7 @@
 #include "config/auth.h"
 
+#include <cctype>
+
 #include "common/sha256.h"
 
 namespace tsm::server {
@@ -23,7 +25,10 @@ Authenticator::Authenticator(const std::vector<TokenConfig>& tokens) {
       if (s == "ci") p.ci = true;
       if (s == "device") p.device = true;
     }
-    by_hash_[t.sha256] = p;
+    // Hashes compare as sha256_hex writes them: lower-case (a config may well use upper case).
+    std::string h = t.sha256;
+    for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    by_hash_[h] = p;
   }
 }
 

@@ -1,5 +1,8 @@
 #include "config/config.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include <boost/asio/ip/address.hpp>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -50,7 +53,9 @@ void Config::validate() const {
   if (header_timeout_s <= 0 || body_idle_timeout_s <= 0) throw Error("timeouts must be > 0");
   if (log_format != "text" && log_format != "json") throw Error("log_format must be text or json");
   for (const auto& t : tokens) {
-    if (t.sha256.size() != 64) throw Error("tokens[" + t.name + "].sha256 must be 64 hex characters");
+    if (t.sha256.size() != 64 ||
+        !std::all_of(t.sha256.begin(), t.sha256.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+      throw Error("tokens[" + t.name + "].sha256 must be 64 hex characters");
     for (const auto& s : t.scopes)
       if (s != "admin" && s != "ci" && s != "device")
         throw Error("tokens[" + t.name + "].scopes: unknown scope '" + s + "' (admin, ci, device)");

@@ -105,9 +105,16 @@ BlobStore::BlobStore(std::string root) : root_(std::move(root)) {
   fs::create_directories(root_ + "/blobs");
   fs::create_directories(root_ + "/tmp");
   for (auto& e : fs::directory_iterator(root_ + "/tmp")) fs::remove_all(e.path());
+  // A blob written by put() goes through "<sha>.tmp-*" beside its final name: a kill -9 in
+  // between leaves that file, which no name refers to. Remove such files; count only real blobs.
   uint64_t total = 0;
-  for (auto& e : fs::recursive_directory_iterator(root_ + "/blobs"))
-    if (e.is_regular_file()) total += e.file_size();
+  std::vector<fs::path> stale;
+  for (auto& e : fs::recursive_directory_iterator(root_ + "/blobs")) {
+    if (!e.is_regular_file()) continue;
+    if (e.path().filename().string().find(".tmp-") != std::string::npos) stale.push_back(e.path());
+    else total += e.file_size();
+  }
+  for (const auto& p : stale) fs::remove(p);
   bytes_stored_ = total;
 }
 

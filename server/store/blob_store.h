@@ -1,6 +1,7 @@
 // Content-addressed blob directory: <root>/blobs/<sha[0:2]>/<sha> holds bytes whose SHA-256 is sha.
 // Invariant: a blob file is complete or absent (temp in <root>/tmp, fsync, rename, fsync dir);
-// <root>/tmp is emptied at start-up, so an interrupted upload leaves nothing behind.
+// <root>/tmp is emptied at start-up, and temp files that put() left beside blobs are removed, so an
+// interrupted upload or store leaves nothing behind.
 #pragma once
 #include <atomic>
 #include <cstdint>

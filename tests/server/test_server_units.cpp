@@ -252,6 +252,25 @@ CREATE TABLE jobs (
   EXPECT_EQ(spec.GetReflection()->GetUnknownFields(spec).field_count(), 0);
 }
 
+// Issue 16: a kill -9 while an artifact was stored left blobs/xx/<sha>.tmp-* that start-up never
+// removed (and counted as stored bytes).
+TEST(BlobStore, StartUpRemovesStaleTempBlobs) {
+  Tmp t;
+  std::string sha;
+  {
+    BlobStore b(t.path);
+    sha = b.put("hello");
+  }
+  const std::string dir = t.path + "/blobs/" + sha.substr(0, 2);
+  std::ofstream(dir + "/" + sha + ".tmp-0123abcd") << "half-written";
+  std::ofstream(t.path + "/tmp/upload-feed") << "interrupted upload";
+  BlobStore b(t.path);
+  EXPECT_FALSE(fs::exists(dir + "/" + sha + ".tmp-0123abcd"));
+  EXPECT_FALSE(fs::exists(t.path + "/tmp/upload-feed"));
+  EXPECT_TRUE(b.exists(sha));
+  EXPECT_EQ(b.bytes_stored(), 5u);
+}
+
 TEST(BlobStore, SinkHashesAndLeavesNothingUnlessAdopted) {
   Tmp t;
   BlobStore b(t.path);
@@ -318,6 +337,17 @@ TEST(Auth, ScopesGrantWhatTheyShould) {
   EXPECT_TRUE(dev->allows(Perm::Models));
   EXPECT_FALSE(dev->allows(Perm::Jobs));
   EXPECT_FALSE(dev->allows(Perm::Admin));
+}
+
+// Issue 16: a token hash written in upper case passed validation but never matched.
+TEST(Auth, UpperCaseTokenHashesMatch) {
+  std::string upper = sha256_hex("secret");
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  Authenticator a({{"ci", upper, {"ci"}}});
+  EXPECT_TRUE(a.authenticate("Bearer secret"));
+  Config c;
+  c.tokens = {{"bad", std::string(63, 'a') + "g", {"ci"}}};
+  EXPECT_THROW(c.validate(), Error);  // 64 characters, but not hex
 }
 
 TEST(JobSpec, ValidatesFieldByField) {
