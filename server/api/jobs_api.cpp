@@ -97,6 +97,9 @@ void post_job(App& app, RequestPtr req, Respond respond) {
   // Every tensor with its method and resolved params, decided now (this handler runs on the
   // request pool) and stored: a bad parameter is a 422 here, not a failed job later.
   const v1::ResolvedJob resolved = resolve_job(spec, *upload, app.models_dir + "/" + upload->sha256);
+  if (const std::string clash = published_tag_clash(*app.store, spec); !clash.empty())
+    throw HttpError(http::status::conflict, clash + "; send publish.replace: true to publish it again",
+                    {{"field", "publish.tag"}});
   JobRecord j;
   j.id = new_id("j_");
   j.upload = upload->id;

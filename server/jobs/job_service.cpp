@@ -210,6 +210,9 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
     if (!gate.empty()) {
       j.state = v1::FAILED;
       j.error = gate;
+    } else if (const std::string clash = published_tag_clash(store_, spec); !clash.empty()) {
+      j.state = v1::FAILED;  // another job published the tag after this one was accepted
+      j.error = "publish: " + clash + " after this job was accepted; its artifact is stored but not published";
     } else {
       j.state = v1::SUCCEEDED;
       if (spec.has_publish() && !spec.publish().model().empty()) {

@@ -126,6 +126,14 @@ v1::ResolvedJob resolve_job(const v1::JobSpec& spec, const UploadRecord& upload,
   return spec.whole_model() ? resolve_whole_model(spec, upload, model_dir) : resolve_tensors(spec, upload);
 }
 
+std::string published_tag_clash(MetadataStore& store, const v1::JobSpec& spec) {
+  if (!spec.has_publish() || spec.publish().model().empty() || spec.publish().replace()) return "";
+  for (const auto& v : store.model_versions(spec.publish().model()))
+    if (v.tag == spec.publish().tag())
+      return "model '" + v.model + "' already has tag '" + v.tag + "' (published by job " + v.job_id + ")";
+  return "";
+}
+
 ModelArtifactOptions model_artifact_options(const v1::JobSpec& spec) {
   ModelArtifactOptions o;
   if (spec.has_calibrate()) {

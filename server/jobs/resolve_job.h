@@ -18,6 +18,10 @@ namespace tsm::server {
 tensorslm::v1::ResolvedJob resolve_job(const tensorslm::v1::JobSpec& spec, const UploadRecord& upload,
                                        const std::string& model_dir);
 
+/// "model 'm' already has tag 'v1' (published by job j_...)" when the spec would publish an
+/// existing model:tag without publish.replace; "" otherwise.
+std::string published_tag_clash(MetadataStore& store, const tensorslm::v1::JobSpec& spec);
+
 /// Whole-model build options of a job: calibration as its spec asks, evaluation on.
 ModelArtifactOptions model_artifact_options(const tensorslm::v1::JobSpec& spec);
 /// A whole-model job's plan from its resolved tensors (the worker's side of resolve_job).

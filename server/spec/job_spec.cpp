@@ -60,7 +60,8 @@ json checked_body(const json& b) {
   if (b.contains("publish")) {
     const auto& p = b["publish"];
     if (!p.is_object()) throw ParamError("publish", "must be an object {model, tag}");
-    check_known(p, {"model", "tag"}, "publish.");
+    check_known(p, {"model", "tag", "replace"}, "publish.");
+    if (p.contains("replace") && !p["replace"].is_boolean()) throw ParamError("publish.replace", "must be true or false");
     if (!p.contains("model") || !p["model"].is_string() || !is_safe_name(p["model"].get<std::string>()))
       throw ParamError("publish.model", "required: 1-128 characters of [A-Za-z0-9._-]");
     if (!p.contains("tag") || !p["tag"].is_string() || p["tag"].get<std::string>().empty())

@@ -297,3 +297,24 @@ TEST(ServerE2E, PerTensorEntriesMixMethods) {
   ASSERT_EQ(o.js()["result"]["tensors"].size(), 1u);
   EXPECT_EQ(o.js()["result"]["tensors"][0]["method"], "int8");
 }
+
+// Issue 16: a second publish of an existing model:tag used to make a second "v1" silently. It is
+// a 409 at POST naming the job that holds the tag, unless publish.replace is true.
+TEST(ServerE2E, PublishingAnExistingTagIsAConflict) {
+  TempDir tmp;
+  ServerProcess srv(tmp.path + "/data");
+  auto up = POST(srv.port(), "/v1/uploads", npy_of(test_matrix(16, 64)));
+  ASSERT_EQ(up.status, 201) << up.body;
+  json j = {{"upload", up.js()["id"]}, {"method", "fp16"}, {"publish", {{"model", "m"}, {"tag", "v1"}}}};
+  auto first = POST(srv.port(), "/v1/jobs?wait=60", j.dump());
+  ASSERT_EQ(first.js()["state"], "succeeded") << first.body;
+  auto again = POST(srv.port(), "/v1/jobs?wait=60", j.dump());
+  EXPECT_EQ(again.status, 409) << again.body;
+  EXPECT_EQ(again.js()["field"], "publish.tag");
+  EXPECT_NE(again.js()["detail"].get<std::string>().find(first.js()["id"].get<std::string>()), std::string::npos) << again.body;
+  j["publish"]["replace"] = true;
+  auto replaced = POST(srv.port(), "/v1/jobs?wait=60", j.dump());
+  EXPECT_EQ(replaced.js()["state"], "succeeded") << replaced.body;
+  j["publish"]["replace"] = "yes";
+  EXPECT_EQ(POST(srv.port(), "/v1/jobs", j.dump()).js()["field"], "publish.replace");
+}
