@@ -18,6 +18,8 @@ bool Codec::takes_orientation() const {
   return s.contains("properties") && s["properties"].contains("orientation");
 }
 
+bool stored_in_out(const json& r) { return r.is_object() && r.value("orientation", std::string("out_in")) == "in_out"; }
+
 json no_param_schema() { return json{{"type", "object"}, {"additionalProperties", false}, {"properties", json::object()}}; }
 
 void expect_no_params(const json& p, std::string_view method) {

@@ -85,6 +85,9 @@ class Codec {
 
 // ---- helpers for codecs ---------------------------------------------------------------------------
 
+/// Whether resolved params say the matrix is stored (in, out), as GPT-2's Conv1D ("orientation":
+/// "in_out"; default out_in).
+bool stored_in_out(const json& resolved);
 /// {"type": "object", "additionalProperties": false, "properties": {}}
 json no_param_schema();
 /// Throws ParamError for anything but null or {} ("<method> takes none").

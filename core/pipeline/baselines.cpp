@@ -2,9 +2,8 @@
 
 #include <cmath>
 #include <cstring>
-#include <vector>
 
-#include "methods/block_quant/block_formats.h"
+#include "methods/block_quant/block_quant_codec.h"
 #include "methods/fp16/fp16_codec.h"
 #include "methods/int8/int8_codec.h"
 #include "methods/svd/svd_codec.h"
@@ -19,17 +18,6 @@ namespace {
 
 // Bytes as Codec::stored_bytes counts them: array data + 8 per shape entry, 16 for the tensor shape.
 constexpr uint64_t kTensorMeta = 16, kArray2D = 16, kArray1D = 8;
-
-// llama.cpp's Q4_0 of one row (methods/block_quant/block_formats.h), zero-padded to whole blocks.
-void q4_0_roundtrip_row(const float* x, int64_t n, float* y) {
-  const int64_t np = (n + 31) / 32 * 32;
-  std::vector<float> in(static_cast<size_t>(np), 0.f), out(static_cast<size_t>(np));
-  std::copy(x, x + n, in.begin());
-  std::vector<uint8_t> blocks(size_t(np / 32 * block_format(BlockType::kQ4_0).bytes));
-  quantize_row(BlockType::kQ4_0, in.data(), np, blocks.data());
-  dequantize_row(BlockType::kQ4_0, blocks.data(), np, out.data());
-  std::copy(out.begin(), out.begin() + n, y);
-}
 
 v1::Baseline make(const std::string& method, const std::string& params, ConstMatrixRef A, const MatrixRM& A_hat, uint64_t bytes,
                   size_t src) {
@@ -66,7 +54,8 @@ std::vector<v1::Baseline> compute_baselines(ConstMatrixRef A, uint64_t target_by
 
   // Q4_0
   {
-    for (int64_t i = 0; i < rows; ++i) q4_0_roundtrip_row(A.row(i).data(), cols, A_hat.row(i).data());
+    const BlockQuantCodec q4(BlockType::kQ4_0);  // the method itself, rows zero-padded to whole blocks
+    A_hat = q4.decode(q4.encode(A, q4.resolve(json::object(), rows, cols), CodecContext{}));
     const uint64_t blocks = static_cast<uint64_t>(rows) * static_cast<uint64_t>((cols + 31) / 32);
     out.push_back(make(std::string(block_format(BlockType::kQ4_0).name), R"({"block":32})", A, A_hat, kTensorMeta + kArray2D + 18 * blocks, src));
   }

@@ -208,7 +208,8 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
   if (opt.calibrate) {
     auto net = load_transformer(ModelWeights::from_parts(model, nullptr));
     std::map<std::string, const RecordingLinear*> rec;
-    for (const auto& [n, unused] : selected) {
+    for (const auto& [n, item] : selected) {
+      if (!find_codec(item->method).calibrates()) continue;
       auto it = slots.find(n);
       if (it == slots.end()) continue;
       auto* p = slot_op(net->layers[it->second.layer], it->second.role);
@@ -263,7 +264,7 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
     v1::CompressedTensor ct;
     try {
       auto cov = covariances.find(n);
-      if (cov != covariances.end() && codec.calibrates()) {
+      if (cov != covariances.end()) {
         const json r = codec.resolve(p, W.rows(), W.cols());
         const Calibration cal{&cov->second, opt.adam_steps, opt.whitening};
         const auto t0 = std::chrono::steady_clock::now();

@@ -1,9 +1,7 @@
 #include "jobs/job_input.h"
 
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/tensor_pattern.h"
 #include "formats/hf_model_dir.h"

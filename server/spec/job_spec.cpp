@@ -27,10 +27,10 @@ void check_known(const json& obj, std::initializer_list<const char*> known, cons
 
 void check_method(const json& m, const std::string& field) {
   if (!m.is_string()) throw ParamError(field, "required: a method name (string)");
-  if (!try_find_method(m.get<std::string>())) {
-    std::string names;
-    for (const auto& row : all_methods()) names += (names.empty() ? "" : ", ") + std::string(row.name());
-    throw ParamError(field, "unknown method '" + m.get<std::string>() + "' (known: " + names + ")");
+  try {
+    (void)find_method(m.get<std::string>());
+  } catch (const Error& e) {  // "unknown method 'x' (known: ...)"
+    throw ParamError(field, e.what());
   }
 }
 

@@ -314,12 +314,10 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
     throw;
   } catch (const UnsupportedFormat&) {
     throw;
-  } catch (const FormatError& e) {  // a parser's error: say which format it was read as
+  } catch (const Error& e) {  // a parser's error: say which format it was read as
     auto w = with_detail(FormatError(std::string("invalid ") + fmt + ": " + e.what()), "format", fmt);
-    if (e.offset() >= 0) w.add_detail("offset", e.offset());
+    if (const auto* f = dynamic_cast<const FormatError*>(&e); f && f->offset() >= 0) w.add_detail("offset", f->offset());
     throw w;
-  } catch (const Error& e) {
-    throw with_detail(FormatError(std::string("invalid ") + fmt + ": " + e.what()), "format", fmt);
   }
   u.tensors_json = dump_json(tensors);
   if (converted) {

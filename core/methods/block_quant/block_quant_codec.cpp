@@ -14,8 +14,6 @@ constexpr int64_t kQK = 32;
 
 int64_t padded(int64_t n) { return (n + kQK - 1) / kQK * kQK; }
 
-bool in_out(const json& r) { return r.value("orientation", std::string("out_in")) == "in_out"; }
-
 }  // namespace
 
 BlockQuantCodec::BlockQuantCodec(BlockType t) : type_(t) {
@@ -74,7 +72,7 @@ v1::CompressedTensor BlockQuantCodec::encode_calibrated(ConstMatrixRef W, const 
 v1::CompressedTensor BlockQuantCodec::encode_with(ConstMatrixRef W, const json& r, const MatrixRMd* H,
                                                   const CodecContext& ctx) const {
   const BlockFormat& f = block_format(type_);
-  const bool io = in_out(r);
+  const bool io = stored_in_out(r);
   // M: (out, in) with the inputs zero-padded to a multiple of 32.
   const int64_t out = io ? W.cols() : W.rows(), in = io ? W.rows() : W.cols(), inp = padded(in);
   MatrixRM M = MatrixRM::Zero(out, inp);
@@ -124,7 +122,7 @@ MatrixRM BlockQuantCodec::decode(const v1::CompressedTensor& t) const {
   } catch (const json::parse_error&) {
     throw FormatError(std::string(name()) + " tensor '" + t.name() + "': params_json is not JSON");
   }
-  const bool io = r.is_object() && in_out(r);
+  const bool io = stored_in_out(r);
   const int64_t out = io ? cols : rows, in = io ? rows : cols;
   const int64_t row_bytes = padded(in) / kQK * block_format(type_).bytes;
   const v1::Array& a = find_array(t, "blocks");

@@ -155,7 +155,7 @@ json SatenCodec::resolve(const json& p, int64_t rows, int64_t cols) const {
   return out;
 }
 
-bool saten_in_out(const json& r) { return r.value("orientation", std::string("out_in")) == "in_out"; }
+bool saten_in_out(const json& r) { return stored_in_out(r); }
 
 SatenFitOptions saten_fit_options(const json& r, int64_t d_out, int64_t d_in) {
   SatenFitOptions o;
