@@ -31,11 +31,18 @@ struct Fixture {
 std::vector<Repr> representations(const std::string& emb, const std::string& linear) {
   const std::string all = ".*", e = TensorPattern::quote(emb);
   std::vector<Repr> out;
-  for (const char* m : {"fp16", "int8", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0"})
+  for (const char* m : {"fp16", "int8", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "q6_k", "q5_k", "q4_k", "q3_k", "q2_k"})
     out.push_back({std::string(m) + " (all 2-D)", {{all, false, m, json::object()}}});
-  out.push_back({"q4_0 + gptq (all 2-D; gptq on attention + MLP)",
-                 {{linear, false, "q4_0", {{"calibration", "gptq"}}}, {all, false, "q4_0", json::object()}},
-                 true});
+  for (const char* m : {"q4_0", "q6_k", "q5_k", "q4_k", "q3_k", "q2_k"})
+    out.push_back({std::string(m) + " + gptq (all 2-D; gptq on attention + MLP)",
+                   {{linear, false, m, {{"calibration", "gptq"}}}, {all, false, m, json::object()}},
+                   true});
+  // The k-quants on the linear layers alone (the embedding stays f32), with and without calibration:
+  // isolates the calibration effect from the embedding, whose 128-wide rows pad to a 256 super-block.
+  for (const char* m : {"q4_k", "q3_k", "q2_k"}) {
+    out.push_back({std::string(m) + " (attention + MLP)", {{linear, false, m, json::object()}}});
+    out.push_back({std::string(m) + " + gptq (attention + MLP)", {{linear, false, m, {{"calibration", "gptq"}}}}, true});
+  }
   out.push_back({"svd rank 8 (attention + MLP)", {{linear, false, "svd", {{"rank", 8}}}}});
   out.push_back({"tt-token ratio 2 (embedding; global rank allocation)", {{e, true, "tt-token", {{"ratio", 2}}}}});
   out.push_back({"tt-token ranks 3,3 (embedding; uniform, ~1.8x)", {{e, true, "tt-token", {{"shape", {4, 4, 8}}, {"ranks", {3, 3}}}}}});

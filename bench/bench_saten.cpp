@@ -70,7 +70,7 @@ void BM_Compress(benchmark::State& state) {
   state.counters["bytes"] = double(t.metrics().stored_bytes());
   // Baselines at equal bytes: generic (svd, int8, ...) and saten's own (tt, prune-2:4, prune).
   std::vector<v1::Baseline> bl = compute_baselines(W, t.metrics().stored_bytes(), 4);
-  for (auto& b : saten_baselines(W, json::parse(t.params_json()), t.metrics().stored_bytes(), 4)) bl.push_back(b);
+  for (auto& b : saten_baselines(W, resolve_saten_params(p, W.rows(), W.cols()), t.metrics().stored_bytes(), 4)) bl.push_back(b);
   for (const auto& b : bl) {
     state.counters["rel_error_" + b.method()] = b.metrics().rel_error();
     state.counters["bytes_" + b.method()] = double(b.metrics().stored_bytes());

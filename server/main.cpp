@@ -19,6 +19,16 @@ int main(int argc, char** argv) {
   cli.add_option("--data-dir", data_dir, "directory for the database, blobs and extracted models");
   cli.add_option("--workers", workers, "concurrent compression jobs")->check(CLI::PositiveNumber);
   cli.add_option("--port-file", port_file, "write the bound port to this file once listening");
+  // Upload extraction limits and /metrics access (config keys of the same names; see configs/server.json).
+  uint64_t tar_extracted = 0, tar_member = 0;
+  int64_t tar_members = 0;
+  double tar_ratio = 0;
+  bool metrics_public = false;
+  auto* o_tar_extracted = cli.add_option("--tar-max-extracted-bytes", tar_extracted, "bytes one tar upload may extract in all (0 = 2 x upload_max_bytes)");
+  auto* o_tar_member = cli.add_option("--tar-max-member-bytes", tar_member, "bytes of one tar member (0 = the total limit)");
+  auto* o_tar_members = cli.add_option("--tar-max-members", tar_members, "entries of one tar upload")->check(CLI::PositiveNumber);
+  auto* o_tar_ratio = cli.add_option("--tar-max-ratio", tar_ratio, "extracted / compressed bytes of a tar upload")->check(CLI::Range(1.0, 1e9));
+  auto* o_metrics_public = cli.add_flag("--metrics-public", metrics_public, "serve /metrics without a token (=false to require one)");
   cli.set_version_flag("--version", std::string("tensorslm-server ") + TSM_VERSION);
   CLI11_PARSE(cli, argc, argv);
 
@@ -37,6 +47,11 @@ int main(int argc, char** argv) {
     if (!data_dir.empty()) c.data_dir = data_dir;
     if (workers > 0) c.workers = workers;
     if (!port_file.empty()) c.port_file = port_file;
+    if (o_tar_extracted->count()) c.tar_max_extracted_bytes = tar_extracted;
+    if (o_tar_member->count()) c.tar_max_member_bytes = tar_member;
+    if (o_tar_members->count()) c.tar_max_members = tar_members;
+    if (o_tar_ratio->count()) c.tar_max_ratio = tar_ratio;
+    if (o_metrics_public->count()) c.metrics_public = metrics_public;
     setup_logging(c);
     Service svc(c);
     svc.start();

@@ -10,6 +10,9 @@
 
 #include "cli/cli_args.h"
 #include "cli/command_registry.h"
+#include "cli/sequence_args.h"
+#include "common/atomic_file.h"
+#include "model/model_config.h"
 #include "methods/method_table.h"
 #include "pipeline/metrics_json.h"
 #include "pipeline/model_artifact.h"
@@ -26,24 +29,36 @@ namespace fs = std::filesystem;
 struct CompressModelArgs {
   std::string dir, tensors, method = std::string(default_method(DefaultFor::kWholeModel).name()), out;
   std::vector<std::string> kv;
-  bool json_out = false, eval = false, no_baselines = false, calibrate = false;
-  int eval_sequences = 4, eval_length = 32, calib_sequences = 8, calib_length = 128, adam_steps = 50;
+  bool json_out = false, eval = false, no_compare = false, no_baselines = false, calibrate = false, no_token_weights = false;
+  SequenceArgs eval_seqs{{}, {}, default_eval_spec()}, calib_seqs{{}, {}, default_calib_spec()};
+  int adam_steps = 50;
   std::string whitening = "cholesky";
 };
 
-/// sha256 of a model directory: sha256 of "<name> <sha256>\n" over its regular files, sorted by name.
+/// The context length when the runtime knows the architecture (sequences are capped by it), else unbounded.
+int64_t model_context(const json& config) {
+  try {
+    return parse_model_config(config).max_positions;
+  } catch (const Error&) {
+    return int64_t(1) << 30;
+  }
+}
+
 void run(const CompressModelArgs& a) {
   json params = json::object();
   add_params(params, a.kv);
   const HfModelDir model = HfModelDir::open(a.dir);
+  const int64_t context = model_context(model.config());
+  std::optional<std::string> tok;
+  if (auto tp = model.tokenizer_path()) tok = read_file(*tp);
   ModelArtifactOptions opt;
   opt.eval = a.eval;
+  opt.compare = !a.no_compare;
   opt.baselines = !a.no_baselines;
-  opt.eval_sequences = a.eval_sequences;
-  opt.eval_length = a.eval_length;
+  opt.eval_set = sequence_spec(a.eval_seqs, tok, context);
   opt.calibrate = a.calibrate;
-  opt.calib_sequences = a.calib_sequences;
-  opt.calib_length = a.calib_length;
+  opt.token_weights = !a.no_token_weights;
+  opt.calib_set = sequence_spec(a.calib_seqs, tok, context);
   opt.adam_steps = a.adam_steps;
   opt.whitening = a.whitening;
   CodecContext ctx;
@@ -74,17 +89,12 @@ void run(const CompressModelArgs& a) {
                 (unsigned long long)t.metrics().stored_bytes(), t.metrics().ratio_f32(), t.metrics().rel_error(), bl.c_str());
   }
   const auto& tot = art.total();
-  std::printf("whole model: %llu bytes stored (%d compressed tensors, %d passed through), ratio %.3f vs f32, %.3f vs source\n",
-              (unsigned long long)tot.stored_bytes(), art.tensors_size(), art.passthrough_size(), tot.ratio_f32(),
-              tot.ratio_source());
-  if (art.quality().tokens() > 0) {
-    const auto& q = art.quality();
-    std::printf("quality: KL %.5f nats/token, top-1 agreement %.3f, ppl dense %.3f -> compressed %.3f (%llu tokens: %s)\n",
-                q.kl_mean(), q.top1_agreement(), q.ppl_dense(), q.ppl_compressed(), (unsigned long long)q.tokens(),
-                q.source().c_str());
-  } else if (!art.quality().source().empty()) {
-    std::printf("quality: %s\n", art.quality().source().c_str());
-  }
+  std::printf("whole model: %llu bytes stored (%d compressed tensors, %d passed through), ratio %.3f vs f32, %.3f vs source;"
+              " config.json %zu and tokenizer.json %zu bytes besides\n",
+              (unsigned long long)tot.stored_bytes(), art.tensors_size(), art.passthrough_size(), tot.ratio_f32(), tot.ratio_source(),
+              art.config_json().size(), art.tokenizer_json().size());
+  if (art.quality().tokens() > 0) std::fputs(quality_text(art.quality()).c_str(), stdout);
+  else if (!art.quality().source().empty()) std::printf("quality: %s\n", art.quality().source().c_str());
   std::printf("wrote %s (sha256 %s)\n", a.out.c_str(), sha.c_str());
 }
 
@@ -100,13 +110,16 @@ static RegisterCommands reg{20, [](CLI::App& app) {
   cmd->add_option("--param", a->kv, "method parameter key=value (value read as JSON when it parses)");
   cmd->add_option("-o,--output", a->out, "output artifact (.tsm)")->required();
   cmd->add_flag("--json", a->json_out, "print one JSON object instead of a table");
-  cmd->add_flag("--eval", a->eval, "measure KL / top-1 / perplexity against the dense model on self-sampled sequences");
-  cmd->add_option("--eval-sequences", a->eval_sequences, "sequences for --eval (default 4)");
-  cmd->add_option("--eval-length", a->eval_length, "tokens per sequence for --eval (default 32)");
-  cmd->add_option("--calib-length", a->calib_length, "tokens per calibration sequence (default 128; capped by the context)");
+  cmd->add_flag("--eval", a->eval,
+                "measure KL / top-1 / perplexity against the dense model on held-out sequences, beside every reference "
+                "representation of the same tensors, with a verdict by KL");
+  cmd->add_flag("--no-compare", a->no_compare, "with --eval: skip the reference representations and the verdict");
+  add_sequence_options(cmd, a->eval_seqs, "eval", "evaluation");
+  add_sequence_options(cmd, a->calib_seqs, "calib", "calibration");
   cmd->add_flag("--no-baselines", a->no_baselines, "skip the per-tensor baselines");
   cmd->add_flag("--calibrate", a->calibrate, "fit each layer in the norm of its inputs from the dense model (saten: then Adam; q-types: GPTQ with --param calibration=gptq)");
-  cmd->add_option("--calib-sequences", a->calib_sequences, "self-sampled calibration sequences (default 8)");
+  cmd->add_flag("--no-token-weights", a->no_token_weights,
+                "do not weight embedding rows by their token frequency in the calibration sequences (tt-token ratio allocation)");
   cmd->add_option("--adam-steps", a->adam_steps, "Adam steps per layer with --calibrate (default 50)");
   cmd->add_option("--whitening", a->whitening, "cholesky | diag | none (default cholesky)");
   cmd->callback([a] { run(*a); });

@@ -4,15 +4,21 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/command_registry.h"
+#include "cli/sequence_args.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "formats/artifact_io.h"
+#include "formats/verified_artifact_cache.h"
 #include "model/evaluate.h"
 #include "model/generate.h"
+#include "pipeline/metrics_json.h"
 #include "pipeline/model_loader.h"
+#include "pipeline/model_quality.h"
 #include "model/tokenizer.h"
 
 namespace tsm::cli {
@@ -35,6 +41,25 @@ std::string ids_str(const std::vector<int32_t>& ids) {
   return s;
 }
 
+/// ModelWeights::open for `run`: artifact files go through the verified-artifact cache in the user's
+/// cache dir, so loading an unchanged file again does not hash it again (eval, inspect and decompress
+/// hash every time). `checks` gets {path, integrity, cached} per artifact file.
+ModelWeights open_weights_for_run(const std::string& model, const std::string& artifact, json& checks) {
+  VerifiedArtifactCache cache(VerifiedArtifactCache::default_path());
+  checks = json::array();
+  auto cached = [&](const std::string& p) {
+    ArtifactIntegrity in;
+    auto a = std::make_shared<const v1::Artifact>(read_artifact_cached(p, cache, &in));
+    checks.push_back({{"path", p}, {"integrity", integrity_name(in.state)}, {"cached", in.cached}});
+    return a;
+  };
+  std::error_code ec;
+  const bool dir = std::filesystem::is_directory(model, ec);
+  if (!dir && artifact.empty() && std::filesystem::is_regular_file(model, ec)) return ModelWeights::from_parts(std::nullopt, cached(model));
+  if (dir && !artifact.empty()) return ModelWeights::from_parts(HfModelDir::open(model), cached(artifact));
+  return ModelWeights::open(model, artifact);  // a directory alone, and every error case
+}
+
 struct RunArgs {
   std::string model, prompt, ids, artifact, embedding = "auto", head = "materialize";
   int max_new_tokens = 32, top_k = 0, threads = 0;
@@ -46,7 +71,8 @@ struct RunArgs {
 void cmd_run(const RunArgs& a) {
   set_compute_threads(a.threads);
   auto t0 = clock_type::now();
-  ModelWeights w = ModelWeights::open(a.model, a.artifact);
+  json checks;
+  ModelWeights w = open_weights_for_run(a.model, a.artifact, checks);
   LoadOptions lo;
   lo.embedding = parse_embedding_mode(a.embedding);
   lo.head = parse_head_mode(a.head);
@@ -91,7 +117,8 @@ void cmd_run(const RunArgs& a) {
                 {"decode_s", r.decode_seconds},
                 {"decode_tokens_per_s", r.decode_tokens_per_s()},
                 {"ms_per_token", r.generated.size() > 1 ? 1e3 * r.decode_seconds / double(r.generated.size() - 1) : 0.0}}},
-              {"peak_rss_bytes", peak_rss_bytes()}};
+              {"peak_rss_bytes", peak_rss_bytes()},
+              {"artifacts", checks}};
     if (text) j["text"] = *text;
     std::cout << j.dump() << "\n";
     return;
@@ -104,55 +131,59 @@ void cmd_run(const RunArgs& a) {
 }
 
 struct EvalArgs {
-  std::string model, artifact, text, ids_file, embedding = "auto", head = "materialize";
-  int samples = 8, length = 64, window = 256, threads = 0;
-  uint64_t seed = 0;
-  bool json_out = false;
+  std::string model, artifact, embedding = "auto", head = "materialize";
+  SequenceArgs seqs{{}, {}, default_eval_spec()};
+  int threads = 0;
+  bool json_out = false, compare = false;
 };
 
+// Dense alone: perplexity and its sample size. With an artifact: KL, ppl delta, top-1 against the
+// dense model; with --compare also every reference representation of the same tensors and a verdict.
 void cmd_eval(const EvalArgs& a) {
   set_compute_threads(a.threads);
   ModelWeights dense_w = ModelWeights::open(a.model);
-  ModelWeights comp_w = ModelWeights::open(a.model, a.artifact);
   auto dense = load_transformer(dense_w);
-  LoadOptions lo;
-  lo.embedding = parse_embedding_mode(a.embedding);
-  lo.head = parse_head_mode(a.head);
-  auto comp = load_transformer(comp_w, lo);
-
-  std::vector<std::vector<int32_t>> seqs;
-  std::string source;
-  const int64_t window = std::min<int64_t>(a.window, dense->cfg.max_positions);
-  if (!a.ids_file.empty()) {
-    seqs = split_windows(read_ids_file(a.ids_file), window);
-    source = "ids file " + a.ids_file;
-  } else if (!a.text.empty()) {
-    auto tj = dense_w.tokenizer_json();
-    if (!tj) throw Error(dense_w.origin() + " has no tokenizer.json; give token ids with --ids-file");
-    seqs = split_windows(load_tokenizer(*tj)->encode(read_file(a.text)), window);
-    source = "text file " + a.text;
-  } else {
-    seqs = sample_sequences(*dense, a.samples, std::min<int>(a.length, int(dense->cfg.max_positions)), a.seed);
-    source = "self-sampled: " + std::to_string(a.samples) + " x " + std::to_string(seqs.front().size()) + " tokens, seed " +
-             std::to_string(a.seed) + ", temperature 1";
-  }
-  if (seqs.empty()) throw Error("evaluation: the input has fewer than 2 tokens");
+  const SequenceSet set = make_sequence_set(*dense, sequence_spec(a.seqs, dense_w.tokenizer_json(), dense->cfg.max_positions), "evaluation");
   auto t0 = clock_type::now();
-  QualityResult q = compare_models(*dense, *comp, seqs, source);
-  const double secs = seconds_since(t0);
-  if (a.json_out) {
-    std::cout << json{{"ppl_dense", q.ppl_dense},         {"ppl_compressed", q.ppl_compressed}, {"kl_mean", q.kl_mean},
-                      {"kl_max", q.kl_max},               {"top1_agreement", q.top1_agreement}, {"nll_delta_mean", q.nll_delta_mean},
-                      {"tokens", q.tokens},               {"source", q.source},                 {"embedding", comp->embed->kind()},
-                      {"head", comp->head->kind()},       {"seconds", secs}}
-                     .dump()
-              << "\n";
+  if (a.artifact.empty()) {
+    if (a.compare) throw ParamError("--compare", "needs --artifact (the compressed model to judge)");
+    uint64_t tokens = 0;
+    const double ppl = perplexity(*dense, set.seqs, &tokens);
+    const double secs = seconds_since(t0);
+    if (a.json_out) {
+      std::cout << json{{"ppl_dense", ppl}, {"tokens", tokens}, {"sequences", set.seqs.size()}, {"source", set.source}, {"seconds", secs}}.dump()
+                << "\n";
+      return;
+    }
+    std::printf("source          %s\nsequences       %zu\ntokens          %llu\nppl dense       %.4f\n", set.source.c_str(),
+                set.seqs.size(), (unsigned long long)tokens, ppl);
     return;
   }
-  std::printf("source          %s\ntokens          %llu\nppl dense       %.4f\nppl compressed  %.4f\nKL mean         %.6g nats\n"
-              "KL max          %.6g nats\ntop-1 agreement %.4f\nNLL delta mean  %.6g nats\n",
-              q.source.c_str(), (unsigned long long)q.tokens, q.ppl_dense, q.ppl_compressed, q.kl_mean, q.kl_max,
-              q.top1_agreement, q.nll_delta_mean);
+  v1::ModelQuality q;
+  std::string embed_kind, head_kind;
+  if (a.compare) {
+    ModelArtifactOptions opt;
+    opt.eval_set.given = set.seqs;
+    opt.eval_set.given_source = set.source;
+    q = measure_model_quality(HfModelDir::open(a.model), read_artifact(a.artifact), opt);
+  } else {
+    LoadOptions lo;
+    lo.embedding = parse_embedding_mode(a.embedding);
+    lo.head = parse_head_mode(a.head);
+    auto comp = load_transformer(ModelWeights::open(a.model, a.artifact), lo);
+    q = compare_models(*dense, *comp, set.seqs, set.source).to_proto();
+    embed_kind = comp->embed->kind();
+    head_kind = comp->head->kind();
+  }
+  const double secs = seconds_since(t0);
+  if (a.json_out) {
+    json j = quality_to_json(q);
+    if (!embed_kind.empty()) j["embedding"] = embed_kind, j["head"] = head_kind;
+    j["seconds"] = secs;
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::fputs(quality_text(q).c_str(), stdout);
 }
 
 RegisterCommands reg{30, [](CLI::App& app) {
@@ -179,16 +210,13 @@ RegisterCommands reg{30, [](CLI::App& app) {
   });
 
   auto ea = std::make_shared<EvalArgs>();
-  auto* ev = app.add_subcommand("eval", "perplexity, KL and top-1 agreement of a compressed model against the dense one");
+  auto* ev = app.add_subcommand("eval",
+                                "perplexity of a dense model; with --artifact, KL, perplexity delta and top-1 agreement of the "
+                                "compressed model against it");
   ev->add_option("model", ea->model, "HF model directory (the dense model)")->required();
-  ev->add_option("--artifact", ea->artifact, "artifact with the compressed tensors")->required();
-  auto* t = ev->add_option("--text", ea->text, "text file to evaluate on (tokenized with the model's tokenizer)");
-  auto* f = ev->add_option("--ids-file", ea->ids_file, "token-id file (JSON array or whitespace/comma separated)");
-  t->excludes(f);
-  ev->add_option("--samples", ea->samples, "without --text/--ids-file: sequences the dense model samples (default 8)");
-  ev->add_option("--length", ea->length, "tokens per sampled sequence (default 64)");
-  ev->add_option("--window", ea->window, "tokens per evaluated window of a file (default 256, at most the context)");
-  ev->add_option("--seed", ea->seed, "seed of the sampled sequences");
+  ev->add_option("--artifact", ea->artifact, "artifact with the compressed tensors (whole model, or tensors replacing the directory's)");
+  add_sequence_options(ev, ea->seqs, "", "evaluation");
+  ev->add_flag("--compare", ea->compare, "also evaluate every reference representation of the same tensors and give a verdict by KL");
   ev->add_option("--embedding", ea->embedding, "auto | dense | tt");
   ev->add_option("--head", ea->head, "materialize | stream");
   ev->add_option("--threads", ea->threads, "compute threads");

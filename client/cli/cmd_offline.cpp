@@ -1,6 +1,7 @@
 // Offline commands of the `tensorslm` CLI: compress, decompress, inspect, export, methods.
 // They work on local files only (no server) through the same core calls the server's job runner
-// uses: load_tensor -> build_artifact -> write_artifact, read_artifact -> decode_tensor.
+// uses: load_tensor -> build_artifact -> write_artifact, read_artifact -> decode_tensor. Every read
+// checks the artifact's content hash (a mismatch is one "error:" line and exit 1).
 #include <unistd.h>
 
 #include <algorithm>
@@ -142,9 +143,20 @@ std::string shape_text(const google::protobuf::RepeatedField<uint64_t>& s) {
   return out + "]";
 }
 
-void print_artifact(std::ostream& os, const v1::Artifact& a, const std::string& path, uint64_t file_bytes, const std::string& sha) {
+/// "verified (content sha256 ...)" or "unverified (...)": what the reader found (artifact_io.h).
+std::string integrity_text(const ArtifactIntegrity& in) {
+  if (in.state == ArtifactIntegrity::State::kUnverified)
+    return "unverified (written before artifacts carried a content hash)";
+  return std::string(integrity_name(in.state)) + " (content sha256 " + in.content_sha256 + ")";
+}
+
+void print_artifact(std::ostream& os, const v1::Artifact& a, const std::string& path, uint64_t file_bytes, const std::string& sha,
+                    const ArtifactIntegrity& integrity) {
   os << "artifact     " << path << " (" << human_bytes(file_bytes) << ", sha256 " << sha << ")\n";
-  os << "format       " << a.format_version() << ", written by " << a.generator() << " at unix " << a.created_unix() << "\n";
+  os << "format       " << a.format_version() << ", written by " << a.generator();
+  if (a.created_unix()) os << " at unix " << a.created_unix();  // artifacts before deterministic ones
+  os << "\n";
+  os << "integrity    " << integrity_text(integrity) << "\n";
   os << "source       sha256 " << a.source_sha256() << "\n";
   os << "method       " << a.method() << " " << compact(a.params_json(), 200) << "\n";
   os << "tensors      " << a.tensors_size() << " compressed, " << a.passthrough_size() << " passthrough";
@@ -166,7 +178,9 @@ void print_artifact(std::ostream& os, const v1::Artifact& a, const std::string& 
   const auto& m = a.total();
   os << "\ntotal        " << m.stored_bytes() << " bytes stored for " << m.dense_f32_bytes() << " dense f32 bytes: ratio "
      << fmt("%.3fx", m.ratio_f32()) << " (vs source dtype " << fmt("%.3fx", m.ratio_source()) << "), rel_error "
-     << fmt("%.4g", m.rel_error()) << ", cos_mean " << fmt("%.5f", m.cos_mean()) << ", " << fmt("%.2f", m.seconds()) << " s\n";
+     << fmt("%.4g", m.rel_error()) << ", cos_mean " << fmt("%.5f", m.cos_mean());
+  if (m.seconds() > 0) os << ", " << fmt("%.2f", m.seconds()) << " s";  // artifacts before deterministic ones
+  os << "\n";
   if (a.has_quality()) {
     const auto& q = a.quality();
     os << "quality      ppl " << fmt("%.3f", q.ppl_dense()) << " -> " << fmt("%.3f", q.ppl_compressed()) << ", KL "
@@ -231,11 +245,13 @@ void run_compress(const CompressArgs& a) {
   CompressOptions opt;
   opt.baselines = !a.no_baselines;
   std::vector<Tensor> one{t};
-  v1::Artifact art = build_artifact(one, sha, a.method, params, ctx, opt);
+  BuildTimings times;  // the artifact holds no wall time, so the same input and options give the same bytes
+  v1::Artifact art = build_artifact(one, sha, a.method, params, ctx, opt, &times);
   if (tty) std::fprintf(stderr, "\r                \r");
   std::string art_sha = write_artifact(a.output, art);
   const v1::CompressedTensor& ct = art.tensors(0);
-  const v1::Metrics& m = ct.metrics();
+  v1::Metrics m = ct.metrics();
+  m.set_seconds(times.total_seconds());
 
   if (a.json_out) {
     json baselines = json::array();
@@ -307,18 +323,22 @@ void run_decompress(const std::string& in, const std::string& out, const std::st
 }
 
 void run_inspect(const std::string& path, bool json_out) {
-  v1::Artifact a = read_artifact(path);
+  ArtifactIntegrity integrity;
+  v1::Artifact a = read_artifact(path, ContentCheck::kVerify, &integrity);
   std::string sha = sha256_file(path);
   uint64_t bytes = file_size_of(path);
   if (json_out) {
     json j = artifact_report_json(a);
+    if (a.created_unix() == 0) j.erase("created_unix");  // not part of deterministic artifacts
     j["file"] = path;
     j["file_bytes"] = bytes;
     j["sha256"] = sha;
+    j["integrity"] = {{"state", integrity_name(integrity.state)}};
+    if (!integrity.content_sha256.empty()) j["integrity"]["content_sha256"] = integrity.content_sha256;
     std::cout << j.dump() << "\n";
     return;
   }
-  print_artifact(std::cout, a, path, bytes, sha);
+  print_artifact(std::cout, a, path, bytes, sha, integrity);
 }
 
 void run_export(const std::string& in, const std::string& out) {

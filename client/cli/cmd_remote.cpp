@@ -16,6 +16,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "lib/http_client.h"
+#include "model/evaluate.h"
 #include "lib/tar_writer.h"
 
 namespace tsm::cli {
@@ -142,8 +143,13 @@ struct SubmitArgs {
   int priority = 0;
   double wait = -1;  ///< < 0: do not wait
   bool whole_model = false, calibrate = false;
-  int calib_sequences = 8, adam_steps = 50;
+  int calib_sequences = 64, adam_steps = 50;
   std::string whitening = "cholesky";
+  // whole-model evaluation (the job's "evaluation"); 0 / empty: the server's defaults
+  int64_t eval_tokens = 0;
+  int eval_length = 0;
+  std::string eval_ids;
+  bool no_compare = false, no_token_weights = false;
 };
 
 void print_job_line(const json& j) {
@@ -171,6 +177,13 @@ void cmd_submit(const SubmitArgs& a) {
   if (a.whole_model) body["whole_model"] = true;
   if (a.calibrate)
     body["calibrate"] = {{"sequences", a.calib_sequences}, {"adam_steps", a.adam_steps}, {"whitening", a.whitening}};
+  json ev = json::object();
+  if (a.eval_tokens > 0) ev["tokens"] = a.eval_tokens;
+  if (a.eval_length > 0) ev["length"] = a.eval_length;
+  if (a.no_compare) ev["compare"] = false;
+  if (!a.eval_ids.empty()) ev["sequences"] = read_sequences_file(a.eval_ids);
+  if (!ev.empty()) body["evaluation"] = ev;
+  if (a.no_token_weights) body["token_weights"] = false;
   if (!a.publish.empty()) {
     auto c2 = a.publish.find(':');
     body["publish"] = {{"model", a.publish.substr(0, c2)}};
@@ -299,7 +312,12 @@ void add_remote_commands(CLI::App& app) {
   s->add_option("--priority", sb.priority, "higher runs first (-100..100)");
   s->add_flag("--whole-model", sb.whole_model, "compress a model upload into a whole-model artifact");
   s->add_flag("--calibrate", sb.calibrate, "whole-model saten: fit each layer in the norm of its inputs, then Adam");
-  s->add_option("--calib-sequences", sb.calib_sequences, "self-sampled calibration sequences (default 8)");
+  s->add_option("--calib-sequences", sb.calib_sequences, "self-sampled calibration sequences (default 64)");
+  s->add_option("--eval-tokens", sb.eval_tokens, "whole-model: predicted tokens the sampled evaluation sequences cover (server default 2048)");
+  s->add_option("--eval-length", sb.eval_length, "whole-model: tokens per sampled evaluation sequence (server default 129)");
+  s->add_option("--eval-ids", sb.eval_ids, "whole-model: evaluate on these token sequences (JSON array of arrays, or one per line)");
+  s->add_flag("--no-compare", sb.no_compare, "whole-model: skip the reference representations and the verdict");
+  s->add_flag("--no-token-weights", sb.no_token_weights, "whole-model: no token-frequency weights for a tt-token embedding");
   s->add_option("--adam-steps", sb.adam_steps, "Adam steps per layer after the fit (default 50)");
   s->add_option("--whitening", sb.whitening, "cholesky | diagonal (default cholesky)");
   s->add_option("--wait", sb.wait, "wait until the job ends (optionally at most SECONDS); exit 1 unless it succeeded")

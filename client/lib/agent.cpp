@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "formats/artifact_io.h"
 #include "lib/device_facts.h"
 #include "lib/workload.h"
 
@@ -165,6 +166,18 @@ void Agent::cycle_model(const FollowedModel& m, CycleStats& st) {
     auto d = http_.download(url, dest, size ? std::optional<uint64_t>(size) : std::nullopt, sha);
     log_line("model " + m.name + ": downloaded " + sha + " (" + std::to_string(d.bytes) + " bytes, sha256 verified)");
   } catch (const IntegrityError& e) {
+    reject(std::string("artifact rejected: ") + e.what());
+    return;
+  }
+  // The sha256 above says the bytes are the ones the server named; the content hash inside says they
+  // are the ones the writer wrote (a blob damaged before the server took its sha256 passes the first).
+  try {
+    const ArtifactIntegrity in = check_artifact_file(dest);
+    if (in.state == ArtifactIntegrity::State::kUnverified)
+      log_line("model " + m.name + ": " + sha + " carries no content hash (written before artifacts had one); unverified");
+  } catch (const Error& e) {
+    std::error_code ec;
+    fs::remove(dest, ec);
     reject(std::string("artifact rejected: ") + e.what());
     return;
   }

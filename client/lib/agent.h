@@ -1,6 +1,7 @@
 // The agent loop: for every followed model, poll the manifest (If-None-Match), download a new
-// artifact through a temp file (sha256 + size verified, atomic rename), load it and run the
-// workload, and report; reports go through the spool so they arrive in order even across outages.
+// artifact through a temp file (sha256 + size verified, atomic rename; then its content hash, once
+// per download), load it and run the workload, and report; reports go through the spool so they
+// arrive in order even across outages.
 // With remeasure_interval_s > 0 the workload also runs again on the current artifact that often.
 // Invariants: the previous model file and state stay until the new one has loaded; a bad download
 // or a model that fails to load is reported and leaves the previous model in place; state.json is

@@ -1,6 +1,8 @@
 // Codec defaults and helpers (see codec.h).
 #include "methods/codec.h"
 
+#include "methods/param_spec.h"
+
 namespace tsm {
 
 uint64_t Codec::stored_bytes(const v1::CompressedTensor& t) const {
@@ -20,13 +22,13 @@ bool Codec::takes_orientation() const {
 
 bool stored_in_out(const json& r) { return r.is_object() && r.value("orientation", std::string("out_in")) == "in_out"; }
 
-json no_param_schema() { return json{{"type", "object"}, {"additionalProperties", false}, {"properties", json::object()}}; }
+namespace {
+struct NoParams {};
+}  // namespace
 
-void expect_no_params(const json& p, std::string_view method) {
-  if (p.is_null()) return;
-  if (!p.is_object()) throw ParamError("params", "must be a JSON object");
-  if (!p.empty()) throw ParamError(p.begin().key(), "unknown parameter (" + std::string(method) + " takes none)");
-}
+json no_param_schema() { return ParamSpec<NoParams>("", {}).schema(); }
+
+void expect_no_params(const json& p, std::string_view method) { ParamSpec<NoParams>(std::string(method), {}).parse(p); }
 
 std::pair<int64_t, int64_t> matrix_shape(const v1::CompressedTensor& t) {
   if (t.shape_size() != 2) throw FormatError("tensor '" + t.name() + "': shape must be (rows, cols)");

@@ -24,6 +24,11 @@ const BlockQuantCodec kQ4_0{BlockType::kQ4_0};
 const BlockQuantCodec kQ4_1{BlockType::kQ4_1};
 const BlockQuantCodec kQ5_0{BlockType::kQ5_0};
 const BlockQuantCodec kQ5_1{BlockType::kQ5_1};
+const BlockQuantCodec kQ6_K{BlockType::kQ6_K};
+const BlockQuantCodec kQ5_K{BlockType::kQ5_K};
+const BlockQuantCodec kQ4_K{BlockType::kQ4_K};
+const BlockQuantCodec kQ3_K{BlockType::kQ3_K};
+const BlockQuantCodec kQ2_K{BlockType::kQ2_K};
 
 //                    codec       LinearOp            TokenEmbedding      default for
 const std::vector<Method> kMethods = {
@@ -37,6 +42,11 @@ const std::vector<Method> kMethods = {
     {&kQ4_1,    nullptr,            nullptr,            DefaultFor::kNone},
     {&kQ5_0,    nullptr,            nullptr,            DefaultFor::kNone},
     {&kQ5_1,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ6_K,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ5_K,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ4_K,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ3_K,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ2_K,    nullptr,            nullptr,            DefaultFor::kNone},
 };
 
 /// The names of the rows that `keep`, comma-separated.
@@ -86,6 +96,14 @@ const Codec& find_codec(std::string_view method) { return *find_method(method).c
 std::vector<const Codec*> all_codecs() {
   std::vector<const Codec*> out;
   for (const auto& m : kMethods) out.push_back(m.codec);
+  return out;
+}
+
+std::vector<const Codec*> reference_codecs() {
+  // Casts and block quantization: data-free, fast, and what users compare everything with.
+  std::vector<const Codec*> out{&kFp16, &kInt8};
+  for (const auto& m : kMethods)
+    if (dynamic_cast<const BlockQuantCodec*>(m.codec)) out.push_back(m.codec);
   return out;
 }
 

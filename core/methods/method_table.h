@@ -55,6 +55,10 @@ const Codec* try_find_codec(std::string_view method);
 /// Every codec in table order.
 std::vector<const Codec*> all_codecs();
 
+/// The reference representations every model-level result is compared with (fp16, int8 and the
+/// block-quantization types, at their default parameters), in table order.
+std::vector<const Codec*> reference_codecs();
+
 /// The table's LinearOp for `t` (by t.method()), or nullptr when its method has none (or is
 /// unknown): the caller then decodes the tensor densely. The op carries no bias (see with_bias).
 std::unique_ptr<LinearOp> make_compressed_linear(const v1::CompressedTensor& t);

@@ -53,6 +53,7 @@ std::vector<float> all_logits(const Transformer& net, const std::vector<int32_t>
   q.set_nll_delta_mean(nll_delta_mean);
   q.set_tokens(tokens);
   q.set_source(source);
+  q.set_sequences(sequences);
   return q;
 }
 
@@ -103,6 +104,7 @@ QualityResult compare_models(const Transformer& dense, const Transformer& comp, 
     }
   }
   if (r.tokens == 0) throw Error("evaluation: no sequences");
+  r.sequences = seqs.size();
   const double T = double(r.tokens);
   r.ppl_dense = std::exp(nll_d / T);
   r.ppl_compressed = std::exp(nll_c / T);
@@ -159,6 +161,126 @@ std::vector<int32_t> parse_ids(const std::string& text, const char* field) {
     i = j;
   }
   return ids;
+}
+
+std::vector<std::vector<int32_t>> read_sequences_file(const std::string& path) {
+  const std::string text = read_file(path, size_t(1) << 30);
+  std::vector<std::vector<int32_t>> out;
+  // "[[" (whitespace allowed between) opens a JSON array of arrays; anything else is read by lines.
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  const size_t second = first == std::string::npos ? first : text.find_first_not_of(" \t\r\n", first + 1);
+  if (second != std::string::npos && text[first] == '[' && text[second] == '[') {
+    // JSON array of arrays (parsed with limits by nlohmann: the file is at most 1 GiB).
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError("token-sequence file '" + path + "': not JSON (" + e.what() + ")");
+    }
+    if (!j.is_array()) throw FormatError("token-sequence file '" + path + "': expected an array of arrays of token ids");
+    for (size_t i = 0; i < j.size(); ++i) {
+      if (!j[i].is_array()) throw FormatError("token-sequence file '" + path + "': entry " + std::to_string(i) + " is not an array");
+      std::vector<int32_t> s;
+      for (const auto& v : j[i]) {
+        if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
+          throw FormatError("token-sequence file '" + path + "': entry " + std::to_string(i) + " holds a non-id " + v.dump());
+        s.push_back(int32_t(v.get<int64_t>()));
+      }
+      out.push_back(std::move(s));
+    }
+  } else {
+    size_t line = 0, pos = 0;
+    while (pos <= text.size()) {
+      const size_t end = std::min(text.find('\n', pos), text.size());
+      ++line;
+      const std::string l = text.substr(pos, end - pos);
+      pos = end + 1;
+      if (l.find_first_not_of(" \t\r,") == std::string::npos) continue;
+      try {
+        out.push_back(parse_ids(l, "ids"));
+      } catch (const ParamError& e) {
+        throw FormatError("token-sequence file '" + path + "' line " + std::to_string(line) + ": " + e.what());
+      }
+    }
+  }
+  if (out.empty()) throw FormatError("token-sequence file '" + path + "': no sequences");
+  for (size_t i = 0; i < out.size(); ++i)
+    if (out[i].size() < 2)
+      throw FormatError("token-sequence file '" + path + "': sequence " + std::to_string(i) + " has fewer than 2 tokens");
+  return out;
+}
+
+SequenceSpec default_eval_spec() { return SequenceSpec{}; }
+
+SequenceSpec default_calib_spec() {
+  SequenceSpec s;
+  s.sequences = 64;
+  s.length = 128;
+  s.seed = 1000004;
+  return s;
+}
+
+uint64_t SequenceSet::predicted_tokens() const {
+  uint64_t n = 0;
+  for (const auto& s : seqs) n += s.size() - 1;
+  return n;
+}
+
+void check_given_sequences(const SequenceSpec& spec, int64_t vocab, int64_t context, const std::string& field) {
+  for (size_t i = 0; i < spec.given.size(); ++i) {
+    const auto& s = spec.given[i];
+    if (s.size() < 2) throw ParamError(field, "sequence " + std::to_string(i) + " has fewer than 2 tokens");
+    if (int64_t(s.size()) > context)
+      throw ParamError(field, "sequence " + std::to_string(i) + " has " + std::to_string(s.size()) + " tokens, the context holds " +
+                                  std::to_string(context));
+    for (int32_t id : s)
+      if (id < 0 || id >= vocab)
+        throw ParamError(field, "sequence " + std::to_string(i) + " holds token id " + std::to_string(id) + " outside the vocabulary (" +
+                                    std::to_string(vocab) + ")");
+  }
+}
+
+SequenceSet make_sequence_set(const Transformer& net, const SequenceSpec& spec, const std::string& what) {
+  SequenceSet out;
+  const int64_t ctx = net.cfg.max_positions;
+  if (!spec.given.empty()) {
+    check_given_sequences(spec, net.cfg.vocab, ctx, what);
+    out.seqs = spec.given;
+    out.source = spec.given_source.empty() ? std::string("given sequences") : spec.given_source;
+  } else {
+    if (spec.length < 2) throw ParamError(what, "sequences need at least 2 tokens");
+    const int length = int(std::min<int64_t>(spec.length, ctx));
+    const int count = sampled_sequence_count(spec, ctx);
+    if (count > 1000000) throw ParamError(what, "at most 1,000,000 sampled sequences");
+    out.seqs = sample_sequences(net, count, length, spec.seed);
+    out.source = "self-sampled from the dense model (temperature 1, seeds " + std::to_string(spec.seed) + ".." +
+                 std::to_string(spec.seed + uint64_t(count) - 1) + ")";
+  }
+  uint64_t longest = 0;
+  for (const auto& s : out.seqs) longest = std::max<uint64_t>(longest, s.size());
+  out.source += ": " + std::to_string(out.seqs.size()) + " sequences of up to " + std::to_string(longest) + " tokens, " +
+                std::to_string(out.predicted_tokens()) + " predicted";
+  return out;
+}
+
+int sampled_sequence_count(const SequenceSpec& spec, int64_t context) {
+  if (spec.sequences > 0) return spec.sequences;
+  const int64_t length = std::max<int64_t>(2, std::min<int64_t>(spec.length, context));
+  return int(std::clamp<int64_t>((spec.min_tokens + length - 2) / (length - 1), 1, 1000001));
+}
+
+void require_disjoint(const SequenceSpec& calib, const SequenceSet& calib_set, const SequenceSpec& eval, const SequenceSet& eval_set,
+                      int64_t context) {
+  if (calib.given.empty() && eval.given.empty()) {
+    const uint64_t c0 = calib.seed, c1 = calib.seed + uint64_t(sampled_sequence_count(calib, context));
+    const uint64_t e0 = eval.seed, e1 = eval.seed + uint64_t(sampled_sequence_count(eval, context));
+    if (c0 < e1 && e0 < c1)
+      throw ParamError("calibrate", "calibration seeds " + std::to_string(c0) + ".." + std::to_string(c1 - 1) +
+                                        " overlap the evaluation seeds " + std::to_string(e0) + ".." + std::to_string(e1 - 1));
+  }
+  for (const auto& c : calib_set.seqs)
+    for (const auto& e : eval_set.seqs)
+      if (c == e) throw ParamError("calibrate", "a calibration sequence is also an evaluation sequence; evaluation must be held out");
 }
 
 std::vector<int32_t> read_ids_file(const std::string& path) {

@@ -1,7 +1,6 @@
 #include "pipeline/artifact_builder.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "formats/array_pack.h"
@@ -43,15 +42,32 @@ v1::Metrics total_metrics(const google::protobuf::RepeatedPtrField<v1::Compresse
   return m;
 }
 
+double BuildTimings::total_seconds() const {
+  double s = 0;
+  for (double t : tensor_seconds) s += t;
+  return s;
+}
+
+void take_run_measurements(v1::Artifact& a, BuildTimings* timings) {
+  if (timings) timings->tensor_seconds.clear();
+  for (auto& t : *a.mutable_tensors()) {
+    if (timings) timings->tensor_seconds.push_back(t.metrics().seconds());
+    t.mutable_metrics()->clear_seconds();
+    for (auto& b : *t.mutable_baselines()) b.mutable_metrics()->clear_seconds();
+  }
+  if (a.has_total()) a.mutable_total()->clear_seconds();
+  a.clear_created_unix();
+}
+
 v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& source_sha256, const std::string& method,
-                            const json& params, const CodecContext& ctx, const CompressOptions& opt) {
+                            const json& params, const CodecContext& ctx, const CompressOptions& opt, BuildTimings* timings) {
   std::vector<TensorMethod> each(tensors.size(), TensorMethod{method, params});
-  return build_artifact(tensors, source_sha256, each, params, ctx, opt);
+  return build_artifact(tensors, source_sha256, each, params, ctx, opt, timings);
 }
 
 v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& source_sha256,
                             std::span<const TensorMethod> per_tensor, const json& job, const CodecContext& ctx,
-                            const CompressOptions& opt) {
+                            const CompressOptions& opt, BuildTimings* timings) {
   if (tensors.empty()) throw Error("nothing to compress: no tensors given");
   if (per_tensor.size() != tensors.size()) throw Error("build_artifact: one method per tensor expected");
   std::string methods;
@@ -66,8 +82,6 @@ v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& 
   a.set_method(methods);
   a.set_params_json(job.dump());
   a.set_generator(std::string("tensorslm ") + TSM_VERSION);
-  a.set_created_unix(static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
 
   // Progress is split across tensors by element count, so a big embedding dominates as it should.
   double total_elems = 0;
@@ -89,6 +103,7 @@ v1::Artifact build_artifact(std::span<const Tensor> tensors, const std::string& 
     ctx.report(done);
   }
   *a.mutable_total() = total_metrics(a.tensors(), sq_norms);
+  take_run_measurements(a, timings);
   return a;
 }
 

@@ -2,6 +2,8 @@
 
 #include "formats/array_pack.h"
 
+#include <cstdio>
+
 namespace tsm {
 
 namespace {
@@ -72,13 +74,49 @@ json artifact_report_json(const v1::Artifact& a) {
             {"has_config", !a.config_json().empty()},
             {"has_tokenizer", !a.tokenizer_json().empty()},
             {"total", metrics_to_json(a.total())}};
-  if (a.has_quality()) {
-    const auto& q = a.quality();
-    j["quality"] = {{"ppl_dense", q.ppl_dense()},         {"ppl_compressed", q.ppl_compressed()}, {"kl_mean", q.kl_mean()},
-                    {"top1_agreement", q.top1_agreement()}, {"nll_delta_mean", q.nll_delta_mean()}, {"tokens", q.tokens()},
-                    {"source", q.source()}};
-  }
+  j["config_bytes"] = a.config_json().size();        // shown apart from the tensors' ratio
+  j["tokenizer_bytes"] = a.tokenizer_json().size();
+  if (a.has_quality()) j["quality"] = quality_to_json(a.quality());
   return j;
+}
+
+json quality_to_json(const v1::ModelQuality& q) {
+  json alts = json::array();
+  for (const auto& a : q.alternatives())
+    alts.push_back({{"method", a.method()}, {"stored_bytes", a.stored_bytes()}, {"ratio_f32", a.ratio_f32()}, {"kl_mean", a.kl_mean()},
+                    {"top1_agreement", a.top1_agreement()}, {"ppl", a.ppl()}});
+  json j = {{"ppl_dense", q.ppl_dense()},           {"ppl_compressed", q.ppl_compressed()},
+            {"ppl_delta", q.ppl_compressed() - q.ppl_dense()}, {"kl_mean", q.kl_mean()},
+            {"top1_agreement", q.top1_agreement()}, {"nll_delta_mean", q.nll_delta_mean()},
+            {"tokens", q.tokens()},                 {"sequences", q.sequences()},
+            {"source", q.source()},                 {"alternatives", alts}};
+  if (!q.verdict().empty()) j["verdict"] = q.verdict();
+  if (!q.warning().empty()) j["warning"] = q.warning();
+  return j;
+}
+
+std::string quality_text(const v1::ModelQuality& q) {
+  char buf[512];
+  std::string out;
+  std::snprintf(buf, sizeof buf,
+                "quality: KL %.5f nats/token, top-1 agreement %.4f, ppl %.4f -> %.4f (%+.4f), over %llu predicted tokens in %llu sequences\n"
+                "  (%s)\n",
+                q.kl_mean(), q.top1_agreement(), q.ppl_dense(), q.ppl_compressed(), q.ppl_compressed() - q.ppl_dense(),
+                (unsigned long long)q.tokens(), (unsigned long long)q.sequences(), q.source().c_str());
+  out += buf;
+  if (q.alternatives_size() > 0) {
+    out += "  the same tensors in each reference representation, same sequences:\n";
+    std::snprintf(buf, sizeof buf, "    %-10s %12s %8s %10s %7s %9s\n", "method", "bytes", "ratio", "KL", "top-1", "ppl");
+    out += buf;
+    for (const auto& a : q.alternatives()) {
+      std::snprintf(buf, sizeof buf, "    %-10s %12llu %7.2fx %10.5f %7.4f %9.4f\n", a.method().c_str(), (unsigned long long)a.stored_bytes(),
+                    a.ratio_f32(), a.kl_mean(), a.top1_agreement(), a.ppl());
+      out += buf;
+    }
+  }
+  if (!q.warning().empty()) out += q.warning() + "\n";
+  if (!q.verdict().empty()) out += q.verdict() + "\n";
+  return out;
 }
 
 }  // namespace tsm

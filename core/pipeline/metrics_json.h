@@ -3,6 +3,7 @@
 // Field names follow proto/artifact.proto; params_json strings are parsed back into objects.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "artifact.pb.h"
 
@@ -18,7 +19,13 @@ json baseline_to_json(const ::tensorslm::v1::Baseline& b);
 /// {name, method, shape, source_dtype, params, arrays: [{name, dtype, shape, bytes}], metrics, baselines: [...]}
 json tensor_report_json(const ::tensorslm::v1::CompressedTensor& t);
 /// {format_version, generator, created_unix, source_sha256, method, params, tensors: [tensor_report_json],
-///  passthrough: {count, bytes, names}, has_config, has_tokenizer, total, quality (when present)}
+///  passthrough: {count, bytes, names}, has_config, has_tokenizer, config_bytes, tokenizer_bytes, total,
+///  quality (when present)}
 json artifact_report_json(const ::tensorslm::v1::Artifact& a);
+/// {ppl_dense, ppl_compressed, ppl_delta, kl_mean, top1_agreement, nll_delta_mean, tokens, sequences,
+///  source, alternatives: [{method, stored_bytes, ratio_f32, kl_mean, top1_agreement, ppl}], verdict?, warning?}
+json quality_to_json(const ::tensorslm::v1::ModelQuality& q);
+/// The same as lines of text: figures with their sample size, the reference table, warning, verdict.
+std::string quality_text(const ::tensorslm::v1::ModelQuality& q);
 
 }  // namespace tsm

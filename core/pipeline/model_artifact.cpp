@@ -7,6 +7,7 @@
 
 #include "formats/array_pack.h"
 #include "pipeline/artifact_builder.h"
+#include "pipeline/baselines.h"
 #include "pipeline/compress.h"
 #include "methods/method_table.h"
 #include "common/atomic_file.h"
@@ -16,6 +17,7 @@
 #include "model/evaluate.h"
 #include "model/generate.h"
 #include "pipeline/model_loader.h"
+#include "pipeline/model_quality.h"
 #include "pipeline/model_weights.h"
 
 namespace tsm {
@@ -93,18 +95,6 @@ bool is_in_out_linear(const ModelConfig& cfg, const std::map<std::string, Linear
 
 }  // namespace
 
-v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Artifact& compressed,
-                                       const ModelArtifactOptions& opt) {
-  const auto dense = load_transformer(ModelWeights::from_parts(dense_dir, nullptr));
-  const auto comp = load_transformer(ModelWeights::from_parts(std::nullopt, std::make_shared<const v1::Artifact>(compressed)));
-  const int length = int(std::min<int64_t>(opt.eval_length, dense->cfg.max_positions));
-  const auto seqs = sample_sequences(*dense, opt.eval_sequences, opt.eval_length, opt.seed);
-  return compare_models(*dense, *comp, seqs,
-                        std::to_string(seqs.size()) + " sequences of " + std::to_string(length) +
-                            " tokens self-sampled from the dense model (temperature 1, seed " + std::to_string(opt.seed) + ")")
-      .to_proto();
-}
-
 ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, std::span<const MethodRule> rules,
                               const ModelArtifactOptions& opt) {
   struct Rule {
@@ -124,6 +114,10 @@ ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json
   } catch (const Error&) {
   }
   const auto slots = plan.cfg ? linear_slots(*plan.cfg) : std::map<std::string, LinearSlot>{};
+  if (plan.cfg) {  // the user's own sequences, checked before any work
+    if (opt.eval) check_given_sequences(opt.eval_set, plan.cfg->vocab, plan.cfg->max_positions, "evaluation.sequences");
+    if (opt.calibrate) check_given_sequences(opt.calib_set, plan.cfg->vocab, plan.cfg->max_positions, "calibrate.sequences");
+  }
   if (opt.calibrate) {
     bool any = false;
     for (const auto& r : compiled) any = any || r.codec->calibrates();
@@ -196,12 +190,31 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
 }
 
 v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan, const CodecContext& ctx,
-                                  const std::string& source_sha256, const ModelArtifactOptions& opt, json job) {
+                                  const std::string& source_sha256, const ModelArtifactOptions& opt, json job,
+                                  BuildTimings* timings) {
   const auto& cfg = plan.cfg;
   const auto slots = cfg ? linear_slots(*cfg) : std::map<std::string, LinearSlot>{};
   std::map<std::string, const ModelPlan::Item*> selected;  // name -> its method and params
   for (const auto& t : plan.tensors) selected[t.name] = &t;
   const int64_t selected_elems = plan.elements;
+
+  // Token weights: how often each id occurs in the calibration sequences (add-one smoothed, mean 1),
+  // for codecs that weight the rows of a (vocab, d) table (tt-token's ratio allocation).
+  std::vector<float> token_weights;  // (vocab)
+  const bool weighted_table = cfg && std::any_of(plan.tensors.begin(), plan.tensors.end(), [&](const ModelPlan::Item& t) {
+    return find_method(t.method).make_embedding && model.at(t.name).shape[0] == cfg->vocab;
+  });
+  if (opt.token_weights && weighted_table) {
+    const auto dense = load_transformer(ModelWeights::from_parts(model, nullptr));
+    const SequenceSet calib = make_sequence_set(*dense, opt.calib_set, "calibration");
+    std::vector<double> counts(size_t(cfg->vocab), 1.0);
+    double total = double(cfg->vocab);
+    for (const auto& s : calib.seqs)
+      for (int32_t id : s) counts[size_t(id)] += 1.0, total += 1.0;
+    token_weights.resize(counts.size());
+    for (size_t i = 0; i < counts.size(); ++i) token_weights[i] = float(counts[i] * double(counts.size()) / total);
+    job["token_weights"] = {{"sequences", calib.seqs.size()}, {"tokens", uint64_t(total) - counts.size()}};
+  }
 
   // Calibration: inputs of every selected linear layer, from the dense model on self-sampled text.
   std::map<std::string, MatrixRMd> covariances;
@@ -218,9 +231,20 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
       rec[n] = r.get();
       *p = std::move(r);
     }
-    // Seeds far from the evaluation seeds, so evaluation text is held out.
-    sample_sequences(*net, opt.calib_sequences, int(std::min<int64_t>(opt.calib_length, net->cfg.max_positions)),
-                     opt.seed + 1000003);
+    // The recording layers see the calibration sequences (sampled from a plain copy of the dense
+    // model); the evaluation sequences are held out from them.
+    const auto dense = load_transformer(ModelWeights::from_parts(model, nullptr));
+    const SequenceSet calib = make_sequence_set(*dense, opt.calib_set, "calibration");
+    if (opt.eval) {
+      const bool compare_ids = !opt.calib_set.given.empty() || !opt.eval_set.given.empty();
+      require_disjoint(opt.calib_set, calib, opt.eval_set,
+                       compare_ids ? make_sequence_set(*dense, opt.eval_set, "evaluation") : SequenceSet{}, dense->cfg.max_positions);
+    }
+    for (const auto& s : calib.seqs) {
+      KvCache cache = net->new_cache(int64_t(s.size()));
+      std::vector<float> last(size_t(net->cfg.vocab));
+      net->forward(s, cache, last.data(), false);
+    }
     for (const auto& [n, r] : rec) covariances[n] = r->covariance();
   }
 
@@ -228,11 +252,13 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
   art.set_format_version(kArtifactFormatVersion);
   art.set_source_sha256(source_sha256);
   art.set_method(plan_method(plan));
-  if (opt.calibrate) job["calibrate"] = {{"sequences", opt.calib_sequences}, {"length", opt.calib_length}, {"adam_steps", opt.adam_steps}, {"whitening", opt.whitening}};
+  if (opt.calibrate)
+    job["calibrate"] = {{"sequences", opt.calib_set.given.empty() ? json(opt.calib_set.sequences) : json(opt.calib_set.given.size())},
+                        {"length", opt.calib_set.length},
+                        {"adam_steps", opt.adam_steps},
+                        {"whitening", opt.whitening}};
   art.set_params_json(job.dump());
   art.set_generator(std::string("tensorslm ") + TSM_VERSION);
-  art.set_created_unix(uint64_t(std::chrono::duration_cast<std::chrono::seconds>(
-                                    std::chrono::system_clock::now().time_since_epoch()).count()));
   art.set_config_json(model.config().dump(2));
   if (auto tp = model.tokenizer_path()) art.set_tokenizer_json(read_file(*tp));
 
@@ -260,7 +286,8 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
     sub.progress = [&, base](double f) {
       ctx.report((double(base) + f * double(t.numel())) / double(selected_elems));
     };
-    if (!(ctx.row_weights.size() == size_t(W.rows()))) sub.row_weights = {};
+    if (!token_weights.empty() && token_weights.size() == size_t(W.rows())) sub.row_weights = token_weights;
+    else if (!(ctx.row_weights.size() == size_t(W.rows()))) sub.row_weights = {};
     v1::CompressedTensor ct;
     try {
       auto cov = covariances.find(n);
@@ -275,6 +302,8 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
         const MatrixRM Wh = codec.decode(ct);
         fill_metrics(*ct.mutable_metrics(), error_stats(W, Wh), codec.stored_bytes(ct), W.rows(), W.cols(), dtype_size(t.dtype));
         ct.mutable_metrics()->set_seconds(secs);
+        if (opt.baselines)  // the same generic baselines as compress_matrix gives an uncalibrated tensor
+          for (auto& b : compute_baselines(W, ct.metrics().stored_bytes(), dtype_size(t.dtype))) ct.add_baselines()->Swap(&b);
       } else {
         ct = compress_matrix(W, n, t.dtype, method, p, sub, CompressOptions{opt.baselines});
       }
@@ -282,7 +311,7 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
       throw ParamError(e.field(), std::string("tensor '") + n + "': " + e.what());
     }
     if (opt.baselines)
-      for (auto& b : codec.own_baselines(W, json::parse(ct.params_json()), ct.metrics().stored_bytes(), dtype_size(t.dtype)))
+      for (auto& b : codec.own_baselines(W, p, ct.metrics().stored_bytes(), dtype_size(t.dtype)))
         ct.add_baselines()->Swap(&b);
     sq_norms.push_back(double(W.squaredNorm()));
     art.add_tensors()->Swap(&ct);
@@ -301,13 +330,14 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
   if (opt.eval && cfg) {
     ctx.check_cancel();
     try {
-      *art.mutable_quality() = measure_model_quality(model, art, opt);
+      *art.mutable_quality() = measure_model_quality(model, art, opt, &ctx);
     } catch (const Canceled&) {
       throw;
     } catch (const Error& e) {  // architecture the runtime cannot run: report why instead of failing the job
       art.mutable_quality()->set_source(std::string("not evaluated: ") + e.what());
     }
   }
+  take_run_measurements(art, timings);
   ctx.report(1.0);
   return art;
 }

@@ -14,22 +14,28 @@
 #include "methods/codec.h"
 #include "formats/artifact_io.h"
 #include "formats/hf_model_dir.h"
+#include "model/evaluate.h"
 #include "model/model_config.h"
 
 namespace tsm {
 
+struct BuildTimings;  // pipeline/artifact_builder.h
+
 struct ModelArtifactOptions {
   bool baselines = true;        ///< generic baselines (compress_matrix) + the method's own (Codec::own_baselines)
-  bool eval = true;             ///< measure KL / ppl vs the dense model when the model is runnable
-  int eval_sequences = 4;       ///< self-sampled sequences from the dense model (temperature 1)
-  int eval_length = 32;         ///< tokens per sequence (capped by the context length)
-  uint64_t seed = 1;
-  /// Calibration-aware compression (methods whose codec calibrates(), e.g. saten): collect the inputs of every compressed linear layer by running the dense
-  /// model on `calib_sequences` self-sampled sequences (seeds disjoint from the evaluation ones) and
-  /// fit each layer in the activation-weighted norm (Codec::encode_calibrated).
+  bool eval = true;             ///< measure KL / ppl vs the dense model when the model is runnable (pipeline/model_quality.h)
+  SequenceSpec eval_set = default_eval_spec();  ///< evaluation sequences: >= 2,048 predicted tokens by default
+  bool compare = true;          ///< with eval: every reference representation of the same tensors, and a verdict
+  /// Calibration-aware compression (methods whose codec calibrates(), e.g. saten, or q-types with
+  /// calibration gptq): collect the inputs of every compressed linear layer by running the dense
+  /// model on `calib_set` (held out from eval_set: require_disjoint) and fit each layer in the
+  /// activation-weighted norm (Codec::encode_calibrated). Baselines are computed either way.
   bool calibrate = false;
-  int calib_sequences = 8;
-  int calib_length = 128;       ///< tokens per calibration sequence (capped by the context length), apart from eval_length
+  /// Weight the rows of a (vocab, d) table compressed by a method with an embedding operator by how
+  /// often each token occurs in calib_set (add-one smoothed, mean 1): CodecContext::row_weights, the
+  /// objective of tt-token's ratio allocation (unweighted, the budget goes to large-norm rare tokens).
+  bool token_weights = true;
+  SequenceSpec calib_set = default_calib_spec();
   int adam_steps = 50;
   std::string whitening = "cholesky";
 };
@@ -84,13 +90,10 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
                                   const ModelArtifactOptions& opt);
 
 /// Compresses the tensors of `plan` (each with its own method and resolved params); `job` is recorded
-/// as the artifact's params_json (calibration added when it ran).
+/// as the artifact's params_json (calibration added when it ran). Like build_artifact, the artifact
+/// holds no creation or wall time (they go to `timings`).
 v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan, const CodecContext& ctx,
-                                  const std::string& source_sha256, const ModelArtifactOptions& opt, json job);
-
-/// KL(dense || compressed), top-1 agreement and perplexities of the artifact's model against the dense
-/// model directory on self-sampled sequences. Throws tsm::Error when either model cannot be loaded.
-v1::ModelQuality measure_model_quality(const HfModelDir& dense, const v1::Artifact& compressed,
-                                       const ModelArtifactOptions& opt);
+                                  const std::string& source_sha256, const ModelArtifactOptions& opt, json job,
+                                  BuildTimings* timings = nullptr);
 
 }  // namespace tsm

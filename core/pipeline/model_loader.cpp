@@ -7,6 +7,7 @@
 #include "common/tensor.h"
 #include "methods/method_table.h"
 #include "model/arch_table.h"
+#include "pipeline/config_check.h"
 
 namespace tsm {
 
@@ -23,11 +24,10 @@ class Loader {
       if (required) throw Error(std::string("architecture ") + arch_name(cfg_.arch) + " has no such tensor role");
       return "";
     }
-    if (w_.has(*n)) return *n;
-    std::string prefix = spec_.optional_prefix;
-    if (!prefix.empty() && n->rfind(prefix, 0) == 0 && w_.has(n->substr(prefix.size()))) return n->substr(prefix.size());
-    if (required) throw Error(w_.origin() + " has no tensor '" + *n + "' (required by config.json, model_type " + cfg_.model_type + ")");
-    return "";
+    std::string stored = stored_tensor_name(w_, spec_, role, layer);
+    if (stored.empty() && required)
+      throw Error(w_.origin() + " has no tensor '" + *n + "' (required by config.json, model_type " + cfg_.model_type + ")");
+    return stored;
   }
 
   void expect_shape(const std::string& n, std::vector<int64_t> expected, const MatrixRM* m = nullptr) const {
@@ -53,11 +53,11 @@ class Loader {
     return nw;
   }
 
-  /// A linear layer in -> out with an optional bias. Checkpoint layout per the architecture table.
+  /// A linear layer in -> out with an optional bias. Checkpoint layout per the architecture table;
+  /// the stored shapes were checked up front (find_shape_mismatch), the decoded ones are checked here.
   std::unique_ptr<LinearOp> linear(Role wr, Role br, int64_t layer, int64_t in, int64_t out, bool with_b) const {
     std::string n = name(wr, layer, true);
     const bool in_out = spec_.linear_layout == WeightLayout::kInOut;
-    expect_shape(n, in_out ? std::vector<int64_t>{in, out} : std::vector<int64_t>{out, in});
     std::vector<float> bias = with_b ? vec(br, layer, out) : std::vector<float>{};
     // A compressed operator works in the logical (out, in) orientation whatever the stored one.
     if (const auto* ct = w_.compressed(n)) {
@@ -108,6 +108,8 @@ std::unique_ptr<Transformer> load_transformer(const ModelWeights& weights, const
   auto net = std::make_unique<Transformer>();
   net->cfg = parse_model_config(weights.config());
   const ModelConfig& c = net->cfg;
+  // Every stored shape against config.json before anything is decoded (the same check as at upload).
+  if (auto mismatch = find_shape_mismatch(weights, c)) throw Error(mismatch->message(weights, c));
   Loader ld(weights, c);
   const int64_t d = c.d_model, E = c.embed_dim;
 
@@ -121,7 +123,6 @@ std::unique_ptr<Transformer> load_transformer(const ModelWeights& weights, const
     throw ParamError("embedding", "tt needs an embedding compressed with a method that runs as an embedding operator (" +
                                       methods_with_embedding_op() + "), but '" + emb + "' in " + weights.origin() +
                                       (emb_ct ? " is compressed with '" + emb_ct->method() + "'" : " is dense"));
-  ld.expect_shape(emb, {c.vocab, E});
   std::shared_ptr<const MatrixRM> table;           // (vocab, E) when dense
   std::shared_ptr<const TokenEmbedding> emb_op;    // when compressed
   if (use_op) {
@@ -173,7 +174,6 @@ std::unique_ptr<Transformer> load_transformer(const ModelWeights& weights, const
   std::shared_ptr<const TokenEmbedding> head_rows = c.tied_head ? emb_op : nullptr;
   if (head_ct)
     if (auto op = make_compressed_embedding(*head_ct)) head_rows = std::move(op);
-  if (!head_name.empty()) ld.expect_shape(head_name, {c.vocab, E});
   if (head_rows && opt.head == HeadMode::kStream) {
     net->head = std::make_unique<StreamHead>(head_rows, opt.stream_block_rows);
   } else if (head_rows) {

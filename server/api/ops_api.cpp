@@ -1,4 +1,8 @@
-// /healthz, /readyz, /metrics (Prometheus text), /v1/openapi.json.
+// /healthz, /readyz, /metrics (Prometheus text; on the request pool, scope metrics unless
+// metrics_public), /v1/openapi.json.
+#include <filesystem>
+#include <system_error>
+
 #include "api/openapi.h"
 #include "api/routes.h"
 #include "app.h"
@@ -16,8 +20,40 @@ void get_readyz(App& app, RequestPtr req, Respond respond) {
                                            {"schema_version", app.store->schema_version()}}));
 }
 
+namespace {
+
+/// The extracted model directories (models/<upload sha>/, beside the blobs that hold their tars),
+/// summed from the disk at each scrape: they change only through uploads and deletes, and a walk
+/// of a few files per model is cheap next to a scrape interval. Files that vanish mid-walk (a
+/// concurrent delete) are skipped.
+std::string model_dir_metrics(const std::string& models_dir) {
+  namespace fs = std::filesystem;
+  uint64_t bytes = 0, dirs = 0;
+  std::error_code ec;
+  for (fs::directory_iterator top(models_dir, ec), end; !ec && top != end; top.increment(ec)) {
+    if (!top->is_directory(ec)) continue;
+    ++dirs;
+    std::error_code ec2;
+    for (fs::recursive_directory_iterator it(top->path(), ec2), e2; !ec2 && it != e2; it.increment(ec2)) {
+      std::error_code ec3;
+      if (it->is_regular_file(ec3)) {
+        auto n = it->file_size(ec3);
+        if (!ec3) bytes += n;
+      }
+    }
+  }
+  std::string o;
+  o += "# HELP tensorslm_model_dir_bytes Bytes of extracted model directories (models/; tar uploads), not in tensorslm_blob_bytes.\n";
+  o += "# TYPE tensorslm_model_dir_bytes gauge\ntensorslm_model_dir_bytes " + std::to_string(bytes) + "\n";
+  o += "# HELP tensorslm_model_dirs Extracted model directories.\n# TYPE tensorslm_model_dirs gauge\n";
+  o += "tensorslm_model_dirs " + std::to_string(dirs) + "\n";
+  return o;
+}
+
+}  // namespace
+
 void get_metrics(App& app, RequestPtr req, Respond respond) {
-  respond(text_response(http::status::ok, app.metrics.render(), "text/plain; version=0.0.4"));
+  respond(text_response(http::status::ok, app.metrics.render() + model_dir_metrics(app.models_dir), "text/plain; version=0.0.4"));
 }
 
 void get_openapi(App& app, RequestPtr req, Respond respond) {

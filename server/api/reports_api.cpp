@@ -1,5 +1,6 @@
-// POST /v1/devices/{id}/reports (protobuf DeviceReport or its proto3 JSON form), GET /v1/reports
-// (filters: model, tag, device, since, until, limit), GET /v1/reports/summary.
+// POST /v1/devices/{id}/reports (protobuf DeviceReport or its proto3 JSON form; a device token may
+// post only for the device ids its config lists), GET /v1/reports (filters: model, tag, device,
+// since, until, limit), GET /v1/reports/summary.
 #include <google/protobuf/util/json_util.h>
 
 #include "api/api_util.h"
@@ -30,6 +31,15 @@ void post_device_report(App& app, RequestPtr req, Respond respond) {
   const std::string device = req->params[0];
   if (!is_safe_name(device))
     throw HttpError(http::status::bad_request, "device id '" + device + "' must be 1-128 characters of [A-Za-z0-9._-]");
+  // A device token speaks only for the devices its config entry lists (TokenConfig::devices).
+  if (!req->principal.may_report_for(device)) {
+    std::string listed;
+    for (const auto& d : req->principal.devices) listed += (listed.empty() ? "" : ", ") + d;
+    throw HttpError(http::status::forbidden,
+                    "token '" + req->principal.name + "' may not post reports for device '" + device + "' (its devices: " +
+                        (listed.empty() ? "none" : listed) + "); add the id to the token's \"devices\" in the server config",
+                    {{"device", device}});
+  }
   tensorslm::v1::DeviceReport rep;
   std::string ct = req->header(http::field::content_type);
   ct = ct.substr(0, ct.find(';'));

@@ -14,7 +14,8 @@ struct RouteRow {
   void (*handler)(App&, RequestPtr, Respond);
 };
 
-// Handlers that parse an untrusted JSON or protobuf body run on the request pool (RunOn::Pool).
+// Handlers that parse an untrusted JSON or protobuf body run on the request pool (RunOn::Pool), and
+// /metrics too (it sums the extracted model directories on disk).
 const RouteRow kRoutes[] = {
     // verb              pattern                    scope              body                 runs on           handler
     {http::verb::post,    "/v1/uploads",              Perm::Upload,      BodyMode::Streamed, RunOn::IoThread, post_upload},
@@ -33,17 +34,20 @@ const RouteRow kRoutes[] = {
     {http::verb::get,     "/v1/reports/summary",      Perm::Read,        BodyMode::Buffered, RunOn::IoThread, get_reports_summary},
     {http::verb::get,     "/healthz",                 Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_healthz},
     {http::verb::get,     "/readyz",                  Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_readyz},
-    {http::verb::get,     "/metrics",                 Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_metrics},
+    {http::verb::get,     "/metrics",                 Perm::Metrics,     BodyMode::Buffered, RunOn::Pool,     get_metrics},
     {http::verb::get,     "/v1/openapi.json",         Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_openapi},
 };
 
 }  // namespace
 
 void add_routes(App& app) {
-  for (const RouteRow& r : kRoutes)
+  for (const RouteRow& r : kRoutes) {
+    // /metrics needs the metrics (or admin) scope unless the config makes it public (metrics_public).
+    const Perm scope = r.scope == Perm::Metrics && app.config.metrics_public ? Perm::Public : r.scope;
     app.router.add(
-        r.verb, r.pattern, r.scope, [&app, h = r.handler](RequestPtr req, Respond respond) { h(app, std::move(req), std::move(respond)); },
+        r.verb, r.pattern, scope, [&app, h = r.handler](RequestPtr req, Respond respond) { h(app, std::move(req), std::move(respond)); },
         r.body, r.run);
+  }
 }
 
 }  // namespace tsm::server

@@ -32,6 +32,8 @@ void post_upload(App& app, RequestPtr req, Respond respond) {
   opt.dtype = req->q("dtype");
   opt.shape = req->q("shape");
   opt.durable = app.config.fsync_uploads;
+  opt.tar = {app.config.effective_tar_max_extracted_bytes(), app.config.effective_tar_max_member_bytes(),
+             static_cast<uint64_t>(app.config.tar_max_members), app.config.tar_max_ratio};
   // Validation reads the whole file: the blocking pool, never the I/O thread.
   boost::asio::post(app.blocking, [&app, req, respond, opt] {
     try {

@@ -6,18 +6,24 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "config/config.h"
 
 namespace tsm::server {
 
-/// What a route needs. Scopes grant: admin -> all; ci -> upload, jobs, read; device -> models, reports.
-enum class Perm { Public, Upload, Jobs, Read, Models, PostReports, Admin };
+/// What a route needs. Scopes grant: admin -> all; ci -> upload, jobs, read, models;
+/// device -> models, reports (for the devices its token lists); metrics -> /metrics.
+enum class Perm { Public, Upload, Jobs, Read, Models, PostReports, Metrics, Admin };
 
 struct Principal {
   std::string name;
-  bool admin = false, ci = false, device = false;
+  bool admin = false, ci = false, device = false, metrics = false;
+  std::vector<std::string> devices;  ///< device ids or "prefix*" (TokenConfig::devices)
   bool allows(Perm p) const;
+  /// Whether this principal may post a report as `device_id`: admin (auth off included), or a
+  /// device token whose `devices` lists the id or a prefix of it.
+  bool may_report_for(std::string_view device_id) const;
 };
 
 class Authenticator {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cmath>
 
 #include <boost/asio/ip/address.hpp>
 #include <cstdlib>
@@ -30,7 +32,48 @@ const char* env(const char* name) {
   return (v && *v) ? v : nullptr;
 }
 
+uint64_t env_u64(const char* name, const char* v) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long x = std::strtoull(v, &end, 10);
+  if (*v == '-' || *end != '\0' || errno == ERANGE) throw Error(std::string(name) + ": '" + v + "' is not a byte count");
+  return x;
+}
+
+double env_double(const char* name, const char* v) {
+  char* end = nullptr;
+  double x = std::strtod(v, &end);
+  if (*end != '\0' || !std::isfinite(x)) throw Error(std::string(name) + ": '" + v + "' is not a number");
+  return x;
+}
+
+bool env_bool(const char* name, const char* v) {
+  std::string s = v;
+  if (s == "true" || s == "1") return true;
+  if (s == "false" || s == "0") return false;
+  throw Error(std::string(name) + ": '" + s + "' is not true, false, 1 or 0");
+}
+
+/// A device id as reports name it ([A-Za-z0-9._-], 1-128), or such a prefix followed by '*' ("*" alone: any).
+bool valid_device_pattern(const std::string& d) {
+  std::string id = !d.empty() && d.back() == '*' ? d.substr(0, d.size() - 1) : d;
+  if (id.empty()) return d == "*";
+  if (id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
 }  // namespace
+
+uint64_t Config::effective_tar_max_extracted_bytes() const {
+  if (tar_max_extracted_bytes) return tar_max_extracted_bytes;
+  return upload_max_bytes > UINT64_MAX / 2 ? UINT64_MAX : 2 * upload_max_bytes;
+}
+
+uint64_t Config::effective_tar_max_member_bytes() const {
+  return tar_max_member_bytes ? tar_max_member_bytes : effective_tar_max_extracted_bytes();
+}
 
 bool Config::is_loopback() const {
   if (host == "localhost") return true;
@@ -52,13 +95,26 @@ void Config::validate() const {
   if (body_max_bytes < 1024) throw Error("body_max_bytes must be >= 1024");
   if (header_timeout_s <= 0 || body_idle_timeout_s <= 0) throw Error("timeouts must be > 0");
   if (log_format != "text" && log_format != "json") throw Error("log_format must be text or json");
+  if (tar_max_members < 1) throw Error("tar_max_members must be >= 1");
+  if (!(tar_max_ratio >= 1)) throw Error("tar_max_ratio must be >= 1 (extracted bytes per compressed byte)");
+  if (tar_max_extracted_bytes != 0 && tar_max_extracted_bytes < 1024)
+    throw Error("tar_max_extracted_bytes must be >= 1024 (or 0: twice upload_max_bytes)");
+  if (tar_max_member_bytes != 0 && tar_max_member_bytes < 1024)
+    throw Error("tar_max_member_bytes must be >= 1024 (or 0: tar_max_extracted_bytes)");
   for (const auto& t : tokens) {
     if (t.sha256.size() != 64 ||
         !std::all_of(t.sha256.begin(), t.sha256.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
       throw Error("tokens[" + t.name + "].sha256 must be 64 hex characters");
     for (const auto& s : t.scopes)
-      if (s != "admin" && s != "ci" && s != "device")
-        throw Error("tokens[" + t.name + "].scopes: unknown scope '" + s + "' (admin, ci, device)");
+      if (s != "admin" && s != "ci" && s != "device" && s != "metrics")
+        throw Error("tokens[" + t.name + "].scopes: unknown scope '" + s + "' (admin, ci, device, metrics)");
+    const bool device = std::find(t.scopes.begin(), t.scopes.end(), "device") != t.scopes.end();
+    if (!t.devices.empty() && !device)
+      throw Error("tokens[" + t.name + "].devices: only a token with the device scope posts reports for devices");
+    for (const auto& d : t.devices)
+      if (!valid_device_pattern(d))
+        throw Error("tokens[" + t.name + "].devices: '" + d +
+                    "' is not a device id ([A-Za-z0-9._-], 1-128) or such a prefix ending in '*'");
   }
   if (!is_loopback() && tokens.empty())
     throw Error("refusing to listen on " + host +
@@ -84,6 +140,11 @@ Config load_config_file(const std::string& path, Config c) {
   get(j, "body_idle_timeout_s", c.body_idle_timeout_s);
   get(j, "max_wait_s", c.max_wait_s);
   get(j, "fsync_uploads", c.fsync_uploads);
+  get(j, "tar_max_extracted_bytes", c.tar_max_extracted_bytes);
+  get(j, "tar_max_member_bytes", c.tar_max_member_bytes);
+  get(j, "tar_max_members", c.tar_max_members);
+  get(j, "tar_max_ratio", c.tar_max_ratio);
+  get(j, "metrics_public", c.metrics_public);
   get(j, "log_format", c.log_format);
   get(j, "log_level", c.log_level);
   if (j.contains("tokens")) {
@@ -93,6 +154,7 @@ Config load_config_file(const std::string& path, Config c) {
       get(t, "name", tc.name);
       get(t, "sha256", tc.sha256);
       get(t, "scopes", tc.scopes);
+      get(t, "devices", tc.devices);
       c.tokens.push_back(tc);
     }
   }
@@ -119,6 +181,12 @@ void apply_env(Config& c) {
   if (auto v = env("TENSORSLM_QUEUE_CAPACITY")) c.queue_capacity = std::atoi(v);
   if (auto v = env("TENSORSLM_UPLOAD_MAX_BYTES")) c.upload_max_bytes = std::strtoull(v, nullptr, 10);
   if (auto v = env("TENSORSLM_BODY_IDLE_TIMEOUT_S")) c.body_idle_timeout_s = std::atof(v);
+  if (auto v = env("TENSORSLM_TAR_MAX_EXTRACTED_BYTES")) c.tar_max_extracted_bytes = env_u64("TENSORSLM_TAR_MAX_EXTRACTED_BYTES", v);
+  if (auto v = env("TENSORSLM_TAR_MAX_MEMBER_BYTES")) c.tar_max_member_bytes = env_u64("TENSORSLM_TAR_MAX_MEMBER_BYTES", v);
+  if (auto v = env("TENSORSLM_TAR_MAX_MEMBERS"))
+    c.tar_max_members = static_cast<int64_t>(std::min<uint64_t>(env_u64("TENSORSLM_TAR_MAX_MEMBERS", v), INT64_MAX));
+  if (auto v = env("TENSORSLM_TAR_MAX_RATIO")) c.tar_max_ratio = env_double("TENSORSLM_TAR_MAX_RATIO", v);
+  if (auto v = env("TENSORSLM_METRICS_PUBLIC")) c.metrics_public = env_bool("TENSORSLM_METRICS_PUBLIC", v);
   if (auto v = env("TENSORSLM_LOG_FORMAT")) c.log_format = v;
   if (auto v = env("TENSORSLM_LOG_LEVEL")) c.log_level = v;
 }

@@ -1,6 +1,7 @@
 // Server configuration: defaults < config file (JSON with // comments) < TENSORSLM_* environment
-// variables < command-line flags. Invariant after validate(): sizes and counts are positive and
-// a non-loopback listen address has at least one token (otherwise the server refuses to start).
+// variables < command-line flags. Invariant after validate(): sizes and counts are positive, every
+// token's hash is hex and its scopes and device ids well formed, and a non-loopback listen address
+// has at least one token (otherwise the server refuses to start).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -11,7 +12,10 @@ namespace tsm::server {
 struct TokenConfig {
   std::string name;                 ///< who holds it (logged, never the token itself)
   std::string sha256;               ///< hex sha256 of the bearer token
-  std::vector<std::string> scopes;  ///< admin | ci | device
+  std::vector<std::string> scopes;  ///< admin | ci | device | metrics
+  /// Device ids a device-scope token may post reports for; an entry ending in '*' is a prefix
+  /// ("pi-*"; "*" = any device). Empty: the token reads models but posts reports for no device.
+  std::vector<std::string> devices;
 };
 
 struct Config {
@@ -29,11 +33,19 @@ struct Config {
   double body_idle_timeout_s = 30;              ///< longest pause between body bytes (slow-loris guard)
   double max_wait_s = 600;                      ///< cap of ?wait=SECONDS
   bool fsync_uploads = true;                    ///< fsync an upload before answering 201 (durable; disk-bound)
+  // Bounds of one tar upload's extraction (413 past any of them; see effective_tar_*()).
+  uint64_t tar_max_extracted_bytes = 0;         ///< bytes of all members together (0 = 2 x upload_max_bytes)
+  uint64_t tar_max_member_bytes = 0;            ///< bytes of one member (0 = tar_max_extracted_bytes)
+  int64_t tar_max_members = 10000;              ///< entries (files and directories)
+  double tar_max_ratio = 200;                   ///< extracted bytes / compressed bytes read, while streaming
+  bool metrics_public = false;                  ///< /metrics without a token (else the metrics or admin scope)
   std::string log_format = "text";              ///< text | json
   std::string log_level = "info";
   std::vector<TokenConfig> tokens;
 
   bool is_loopback() const;
+  uint64_t effective_tar_max_extracted_bytes() const;
+  uint64_t effective_tar_max_member_bytes() const;
   /// Throws tsm::Error with the key at fault.
   void validate() const;
 };
@@ -41,7 +53,9 @@ struct Config {
 /// Reads a JSON-with-comments config file over the defaults. Throws tsm::Error naming the key.
 Config load_config_file(const std::string& path, Config base = {});
 /// Applies TENSORSLM_LISTEN, _DATA_DIR, _WORKERS, _IO_THREADS, _QUEUE_CAPACITY, _UPLOAD_MAX_BYTES,
-/// _BODY_IDLE_TIMEOUT_S, _LOG_FORMAT, _LOG_LEVEL from the environment.
+/// _BODY_IDLE_TIMEOUT_S, _TAR_MAX_EXTRACTED_BYTES, _TAR_MAX_MEMBER_BYTES, _TAR_MAX_MEMBERS,
+/// _TAR_MAX_RATIO, _METRICS_PUBLIC (true/false/1/0), _LOG_FORMAT, _LOG_LEVEL from the environment.
+/// Throws tsm::Error naming the variable when a value is not a number / boolean.
 void apply_env(Config& c);
 /// Parses "HOST:PORT" into c.host / c.port. Throws tsm::Error on a malformed value.
 void apply_listen(Config& c, const std::string& listen);

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "formats/artifact_io.h"
 #include "pipeline/artifact_builder.h"
 #include "pipeline/metrics_json.h"
 
@@ -11,22 +12,34 @@ using nlohmann::json;
 
 
 v1::Artifact compress_tensors(std::span<const Tensor> tensors, const std::string& source_sha256,
-                              const tensorslm::v1::ResolvedJob& resolved, const json& job, const CodecContext& ctx) {
+                              const tensorslm::v1::ResolvedJob& resolved, const json& job, const CodecContext& ctx,
+                              BuildTimings* timings) {
   std::vector<TensorMethod> each;
   for (const auto& t : resolved.tensors()) each.push_back({t.method(), struct_json(t.params())});
-  return build_artifact(tensors, source_sha256, each, job, ctx);
+  return build_artifact(tensors, source_sha256, each, job, ctx, {}, timings);
 }
 
-json artifact_result_json(const v1::Artifact& a) {
+json artifact_result_json(const v1::Artifact& a, const BuildTimings* timings) {
   json tensors = json::array();
-  for (const auto& t : a.tensors()) tensors.push_back(tensor_report_json(t));
+  for (int i = 0; i < a.tensors_size(); ++i) {
+    json t = tensor_report_json(a.tensors(i));
+    if (timings && size_t(i) < timings->tensor_seconds.size()) t["metrics"]["seconds"] = timings->tensor_seconds[size_t(i)];
+    tensors.push_back(std::move(t));
+  }
   json out = {{"tensors", tensors}, {"total", metrics_to_json(a.total())}};
+  if (timings) out["total"]["seconds"] = timings->total_seconds();
   if (a.has_quality() && a.quality().tokens() > 0) {
-    const auto& q = a.quality();
-    out["quality"] = {{"ppl_dense", q.ppl_dense()}, {"ppl_compressed", q.ppl_compressed()}, {"kl_mean", q.kl_mean()},
-                      {"top1_agreement", q.top1_agreement()}, {"tokens", q.tokens()}};
+    out["quality"] = quality_to_json(a.quality());
   }
   return out;
+}
+
+std::string verify_artifact_for_store(std::string_view bytes) {
+  // One SHA-256 pass, no parse: a whole-model artifact is already in memory twice (message, bytes).
+  const ArtifactIntegrity in = check_artifact_content(bytes);
+  if (in.state != ArtifactIntegrity::State::kVerified)
+    throw FormatError("artifact to store carries no content hash (the writer must add one)");
+  return in.content_sha256;
 }
 
 std::string quality_gate_failure(const v1::Artifact& a, const tensorslm::v1::QualityGate& gate) {

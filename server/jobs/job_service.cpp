@@ -178,6 +178,7 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
     ctx.cancel = &live->cancel;
     ctx.threads = codec_threads_;
     v1::Artifact art;
+    BuildTimings build_times;  // the artifact holds no wall time: identical jobs store identical bytes
     if (spec.whole_model()) {
       // Whole HF model: the resolved tensors compressed, the rest passed through, quality measured.
       auto model = HfModelDir::open(model_dir);
@@ -186,7 +187,7 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
       if (spec.entries_size() == 0)
         job["tensors"] = whole_model_regex(*upload, std::vector<std::string>(spec.tensors().begin(), spec.tensors().end()));
       art = build_model_artifact(model, plan_from_resolved(resolved, model.config()), ctx, upload->sha256,
-                                 model_artifact_options(spec), job);
+                                 model_artifact_options(spec), job, &build_times);
     } else {
       std::vector<TensorInfo> which;
       const auto listing = upload_tensors(*upload);
@@ -197,15 +198,19 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
       auto tensors = load_tensors(*upload, blobs_.path(upload->sha256), model_dir, which);
       t_load = Clock::now();
       const json job = spec.entries_size() == 0 ? struct_json(spec.params()) : artifact_job_json(spec);
-      art = compress_tensors(tensors, upload->sha256, resolved, job, ctx);
+      art = compress_tensors(tensors, upload->sha256, resolved, job, ctx, &build_times);
     }
     t_comp = Clock::now();
     std::string bytes = serialize_artifact(art);
+    const std::string content_sha = verify_artifact_for_store(bytes);
     std::string sha = blobs_.put(bytes);
+    // The row keeps the first creation time of these bytes (an identical later job finds it there).
     store_.insert_artifact({sha, bytes.size(), id, art.method(), now_unix()});
+    const auto stored = store_.get_artifact(sha);
     t_store = Clock::now();
-    json result = artifact_result_json(art);
-    result["artifact"] = {{"id", sha}, {"sha256", sha}, {"size_bytes", bytes.size()}, {"url", "/v1/artifacts/" + sha}};
+    json result = artifact_result_json(art, &build_times);
+    result["artifact"] = {{"id", sha}, {"sha256", sha}, {"size_bytes", bytes.size()}, {"url", "/v1/artifacts/" + sha},
+                          {"content_sha256", content_sha}, {"created_unix", stored ? stored->created_unix : now_unix()}};
     std::string gate = quality_gate_failure(art, spec.quality_gate());
     if (!gate.empty()) {
       j.state = v1::FAILED;

@@ -37,7 +37,9 @@ std::vector<Rule> entry_rules(const v1::JobSpec& spec) {
 
 /// A codec's ParamError as the job's field ("params.ranks"), `where` appended to the message.
 [[noreturn]] void rethrow_param(const ParamError& e, const std::string& prefix, const std::string& where) {
-  const std::string field = e.field() == "tensors" || e.field() == "calibrate" ? e.field() : prefix + "." + e.field();
+  const std::string& f = e.field();
+  const bool job_level = f == "tensors" || f.rfind("calibrate", 0) == 0 || f.rfind("evaluation", 0) == 0;
+  const std::string field = job_level ? f : prefix + "." + f;
   throw ParamError(field, std::string(e.what()) + where);
 }
 
@@ -138,9 +140,19 @@ ModelArtifactOptions model_artifact_options(const v1::JobSpec& spec) {
   ModelArtifactOptions o;
   if (spec.has_calibrate()) {
     o.calibrate = true;
-    o.calib_sequences = static_cast<int>(spec.calibrate().sequences());
+    o.calib_set.sequences = static_cast<int>(spec.calibrate().sequences());
     o.adam_steps = static_cast<int>(spec.calibrate().adam_steps());
     if (!spec.calibrate().whitening().empty()) o.whitening = spec.calibrate().whitening();
+  }
+  if (spec.has_token_weights()) o.token_weights = spec.token_weights();
+  if (spec.has_evaluation()) {
+    const auto& e = spec.evaluation();
+    if (e.tokens() > 0) o.eval_set.min_tokens = e.tokens();
+    if (e.length() > 0) o.eval_set.length = static_cast<int>(e.length());
+    if (e.has_seed()) o.eval_set.seed = e.seed();
+    if (e.has_compare()) o.compare = e.compare();
+    for (const auto& q : e.sequences()) o.eval_set.given.emplace_back(q.ids().begin(), q.ids().end());
+    if (!o.eval_set.given.empty()) o.eval_set.given_source = "the job's evaluation sequences";
   }
   return o;
 }

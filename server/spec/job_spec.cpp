@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 
 #include "common/error.h"
 #include "methods/method_table.h"
@@ -15,6 +16,9 @@ using nlohmann::json;
 namespace pbu = google::protobuf::util;
 
 namespace {
+
+constexpr size_t kMaxEvalSequences = 4096;      ///< user evaluation sequences per job
+constexpr size_t kMaxEvalTokens = size_t(1) << 20;  ///< token ids in them, in all
 
 void check_known(const json& obj, std::initializer_list<const char*> known, const std::string& prefix) {
   for (auto it = obj.begin(); it != obj.end(); ++it)
@@ -39,7 +43,7 @@ void check_method(const json& m, const std::string& field) {
 json checked_body(const json& b) {
   if (!b.is_object()) throw ParamError("body", "must be a JSON object");
   check_known(b, {"upload", "tensors", "method", "params", "priority", "publish", "quality_gate", "whole_model", "calibrate",
-                  "entries"},
+                  "entries", "evaluation", "token_weights"},
               "");
   json out = b;
   if (!b.contains("upload") || !b["upload"].is_string()) throw ParamError("upload", "required: an upload id (string)");
@@ -88,7 +92,7 @@ json checked_body(const json& b) {
       if (const Codec* codec = try_find_codec(b["method"].get<std::string>()); codec && !codec->calibrates())
         throw ParamError("calibrate", "calibration-aware compression is implemented for " + calibrating_methods() +
                                           " only, not " + b["method"].get<std::string>());
-    json cal = {{"sequences", 8}, {"adam_steps", 50}, {"whitening", "cholesky"}};
+    json cal = {{"sequences", 64}, {"adam_steps", 50}, {"whitening", "cholesky"}};
     for (auto it = c.begin(); it != c.end(); ++it) {
       const std::string f = "calibrate." + it.key();
       if (it.key() == "sequences" || it.key() == "adam_steps") {
@@ -104,6 +108,40 @@ json checked_body(const json& b) {
       cal[it.key()] = it.value();
     }
     out["calibrate"] = cal;  // defaults filled: what the worker will use
+  }
+  if (b.contains("token_weights") && !b["token_weights"].is_boolean()) throw ParamError("token_weights", "must be true or false");
+  if (b.contains("evaluation")) {
+    const auto& e = b["evaluation"];
+    if (!e.is_object()) throw ParamError("evaluation", "must be an object {tokens?, length?, seed?, compare?, sequences?}");
+    if (!whole_model) throw ParamError("evaluation", "needs a whole-model job (whole_model: true)");
+    check_known(e, {"tokens", "length", "seed", "compare", "sequences"}, "evaluation.");
+    auto int_in = [&](const char* k, int64_t lo, int64_t hi) {
+      if (!e.contains(k)) return;
+      if (!e[k].is_number_integer() || e[k].get<int64_t>() < lo || e[k].get<int64_t>() > hi)
+        throw ParamError(std::string("evaluation.") + k, "must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
+    };
+    int_in("tokens", 1, int64_t(1) << 20);
+    int_in("length", 2, 1 << 16);
+    int_in("seed", 0, UINT32_MAX);
+    if (e.contains("compare") && !e["compare"].is_boolean()) throw ParamError("evaluation.compare", "must be true or false");
+    if (e.contains("sequences")) {
+      // [[ids], ...] on the wire; the JSON mapping of repeated TokenSequence wants [{ids: [...]}, ...].
+      const auto& q = e["sequences"];
+      if (!q.is_array() || q.empty() || q.size() > kMaxEvalSequences)
+        throw ParamError("evaluation.sequences", "must be 1.." + std::to_string(kMaxEvalSequences) + " arrays of token ids");
+      json mapped = json::array();
+      size_t total = 0;
+      for (size_t i = 0; i < q.size(); ++i) {
+        const std::string f = "evaluation.sequences[" + std::to_string(i) + "]";
+        if (!q[i].is_array() || q[i].size() < 2) throw ParamError(f, "must be an array of at least 2 token ids");
+        for (const auto& id : q[i])
+          if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) throw ParamError(f, "token ids are integers >= 0");
+        total += q[i].size();
+        mapped.push_back({{"ids", q[i]}});
+      }
+      if (total > kMaxEvalTokens) throw ParamError("evaluation.sequences", "at most " + std::to_string(kMaxEvalTokens) + " token ids in all");
+      out["evaluation"]["sequences"] = mapped;
+    }
   }
   if (has_entries) {
     const auto& e = b["entries"];
@@ -148,6 +186,11 @@ json job_spec_json(const v1::JobSpec& s) {
   if (!pbu::MessageToJsonString(s, &text, o).ok()) throw Error("job spec cannot be printed as JSON");
   json j = json::parse(text);
   if (!j.contains("params")) j["params"] = json::object();
+  if (j.contains("evaluation") && j["evaluation"].contains("sequences")) {  // back to [[ids], ...]
+    json flat = json::array();
+    for (const auto& q : j["evaluation"]["sequences"]) flat.push_back(q.value("ids", json::array()));
+    j["evaluation"]["sequences"] = flat;
+  }
   return j;
 }
 

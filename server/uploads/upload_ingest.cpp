@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -17,6 +20,8 @@
 #include "formats/npy.h"
 #include "formats/safetensors.h"
 #include "common/json_text.h"
+#include "http/problem.h"
+#include "pipeline/config_check.h"
 #include "spec/job_spec.h"
 
 namespace fs = std::filesystem;
@@ -127,38 +132,101 @@ std::string safe_entry_path(std::string p) {
   return out;
 }
 
-/// Extracts regular files of a tar (optionally compressed) into `dir`. Links, devices and unsafe paths are refused.
-void extract_tar(const std::string& tar, const std::string& dir) {
+[[noreturn]] void too_large(const std::string& detail, const char* limit, const json& max, uint64_t extracted,
+                            const std::string& entry = "") {
+  json extra = {{"limit", limit}, {"max", max}, {"extracted_bytes", extracted}};
+  if (!entry.empty()) extra["entry"] = entry;
+  throw HttpError(http::status::payload_too_large, detail + " (config " + limit + ")", extra);
+}
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+/// Writes all of buf; a full disk is a 507 (the caller's temp directory is removed on the way out).
+void write_all(int fd, const char* p, size_t n, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == ENOSPC || errno == EDQUOT))
+      throw HttpError(http::status::insufficient_storage, "the disk is full: the tar upload cannot be extracted");
+    if (w <= 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+/// Extracts regular files of a tar (optionally compressed) into `dir`, within `lim` (413 past any bound,
+/// checked before a member is written when its header states its size, and as its data streams).
+/// Links, devices, sparse files and unsafe paths are refused (422).
+void extract_tar(const std::string& tar, const std::string& dir, const TarLimits& lim) {
   struct archive* a = archive_read_new();
   archive_read_support_format_tar(a);
   archive_read_support_format_gnutar(a);
   archive_read_support_filter_all(a);
   std::unique_ptr<struct archive, decltype(&archive_read_free)> guard(a, archive_read_free);
-  if (archive_read_open_filename(a, tar.c_str(), 1 << 20) != ARCHIVE_OK)
+  if (archive_read_open_filename(a, tar.c_str(), kTarReadBlock) != ARCHIVE_OK)
     reject(std::string("not a readable tar: ") + archive_error_string(a));
+  // Bytes read from the upload (compressed) and bytes of tar stream decompressed from them.
+  auto compressed = [a] { return static_cast<uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(a, -1))); };
+  auto expanded = [a] { return static_cast<uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(a, 0))); };
+  uint64_t total = 0, members = 0;
+  char ratio[32];
+  std::snprintf(ratio, sizeof ratio, "%g", lim.max_ratio);
+  const std::string ratio_msg = std::string("the tar expands more than ") + ratio + " times its compressed size";
+  auto check_ratio = [&](uint64_t out, uint64_t in, const std::string& entry) {
+    if (static_cast<double>(out) > lim.max_ratio * static_cast<double>(in + kTarReadBlock))
+      too_large(entry.empty() ? ratio_msg : ratio_msg + " in entry '" + entry + "'", "tar_max_ratio", lim.max_ratio, total, entry);
+  };
   struct archive_entry* e;
   int rc;
   std::vector<char> buf(1 << 20);
   while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     std::string raw = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    if (++members > lim.max_members)
+      too_large("the tar has more than " + std::to_string(lim.max_members) + " entries", "tar_max_members", lim.max_members, total);
+    check_ratio(std::max(total, expanded()), compressed(), "");  // headers and padding count too
     auto type = archive_entry_filetype(e);
     if (type == AE_IFDIR) continue;
     if (type != AE_IFREG || archive_entry_hardlink(e))
       reject("tar entry '" + raw + "' is not a regular file (links and devices are refused)", {{"entry", raw}});
+    if (archive_entry_sparse_count(e) > 0)
+      reject("tar entry '" + raw + "' is a sparse file (refused: send regular files)", {{"entry", raw}});
     std::string rel = safe_entry_path(raw);
     if (rel.empty()) reject("tar entry '" + raw + "' has an unsafe path (absolute, '..' or odd characters)", {{"entry", raw}});
+    if (archive_entry_size_is_set(e)) {  // refused before a byte of it is written
+      const uint64_t declared = static_cast<uint64_t>(std::max<la_int64_t>(0, archive_entry_size(e)));
+      if (declared > lim.max_member_bytes)
+        too_large("tar entry '" + raw + "' holds " + std::to_string(declared) + " bytes, more than the " +
+                      std::to_string(lim.max_member_bytes) + " one member may",
+                  "tar_max_member_bytes", lim.max_member_bytes, total, raw);
+      if (declared > lim.max_extracted_bytes - std::min(total, lim.max_extracted_bytes))
+        too_large("the tar's entries hold more than the " + std::to_string(lim.max_extracted_bytes) + " bytes one upload may extract",
+                  "tar_max_extracted_bytes", lim.max_extracted_bytes, total, raw);
+    }
     fs::path out = fs::path(dir) / rel;
     fs::create_directories(out.parent_path());
-    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) reject("tar entry '" + raw + "' appears twice or cannot be written", {{"entry", raw}});
+    Fd fd{::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)};
+    if (fd.fd < 0) reject("tar entry '" + raw + "' appears twice or cannot be written", {{"entry", raw}});
+    uint64_t member = 0;
+    const uint64_t member_start = compressed();
     la_ssize_t n;
     while ((n = archive_read_data(a, buf.data(), buf.size())) > 0) {
-      if (::write(fd, buf.data(), static_cast<size_t>(n)) != n) {
-        ::close(fd);
-        throw Error("cannot write " + out.string());
-      }
+      member += static_cast<uint64_t>(n);
+      total += static_cast<uint64_t>(n);
+      if (member > lim.max_member_bytes)
+        too_large("tar entry '" + raw + "' holds more than the " + std::to_string(lim.max_member_bytes) + " bytes one member may",
+                  "tar_max_member_bytes", lim.max_member_bytes, total, raw);
+      if (total > lim.max_extracted_bytes)
+        too_large("the tar's entries hold more than the " + std::to_string(lim.max_extracted_bytes) + " bytes one upload may extract",
+                  "tar_max_extracted_bytes", lim.max_extracted_bytes, total, raw);
+      check_ratio(member, compressed() - std::min(member_start, compressed()), raw);
+      check_ratio(total, compressed(), "");
+      write_all(fd.fd, buf.data(), static_cast<size_t>(n), out.string());
     }
-    ::close(fd);
     if (n < 0) reject("tar entry '" + raw + "' is truncated: " + std::string(archive_error_string(a)), {{"entry", raw}});
   }
   if (rc != ARCHIVE_EOF) reject(std::string("malformed tar: ") + archive_error_string(a));
@@ -215,6 +283,8 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
   json tensors = json::array();
   std::string path = sink->temp_path();
   TempDir extraction;
+  std::string final_dir;                // tar uploads: models_dir/<sha>
+  bool created_model_dir = false;       // ... made by this ingest (removed again if the blob cannot be adopted)
   std::shared_ptr<BlobSink> converted;  // json uploads become an .npy blob
 
   try {
@@ -283,13 +353,25 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
       path = converted->temp_path();
       tensors.push_back(tensor_entry(t));
     } else if (fmt == "tar") {
-      std::string final_dir = models_dir + "/" + u.sha256;
-      extraction.path = blobs.tmp_dir() + "/extract-" + u.sha256.substr(0, 16) + "-" + std::to_string(::getpid());
+      final_dir = models_dir + "/" + u.sha256;
+      // Unique per ingest: two uploads of the same bytes may extract at once.
+      static std::atomic<uint64_t> seq{0};
+      extraction.path = blobs.tmp_dir() + "/extract-" + u.sha256.substr(0, 16) + "-" + std::to_string(::getpid()) + "-" +
+                        std::to_string(seq.fetch_add(1));
       fs::remove_all(extraction.path);
       fs::create_directories(extraction.path);
-      extract_tar(path, extraction.path);
+      extract_tar(path, extraction.path, opt.tar);
       std::string root = model_root(extraction.path);
       auto m = HfModelDir::open(root);
+      // config.json against the weights' shapes (metadata only) before the NaN/Inf scan reads them.
+      try {
+        check_model_config(ModelWeights::from_parts(m, nullptr));
+      } catch (const FormatError& e) {
+        Rejected r(std::string("the model's ") + e.what());
+        for (const auto& [k, v] : e.details()) r.add_detail(k, v);
+        r.add_detail("format", std::string("tar"));
+        throw r;
+      }
       std::string emb;
       try {
         emb = m.embedding_name();
@@ -302,7 +384,10 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
       }
       fs::create_directories(models_dir);
       if (!fs::exists(final_dir)) {
-        fs::rename(root, final_dir);
+        std::error_code ec;
+        fs::rename(root, final_dir, ec);  // a concurrent upload of the same bytes may have won: then it is there
+        if (ec && !fs::exists(final_dir)) throw Error("cannot move the extracted model into " + final_dir + ": " + ec.message());
+        created_model_dir = !ec;
       }
     } else {
       throw with_detail(UnsupportedFormat("format '" + fmt + "' is not accepted (npy, safetensors, tar, json, raw)"), "field",
@@ -317,15 +402,23 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
   } catch (const Error& e) {  // a parser's error: say which format it was read as
     auto w = with_detail(FormatError(std::string("invalid ") + fmt + ": " + e.what()), "format", fmt);
     if (const auto* f = dynamic_cast<const FormatError*>(&e); f && f->offset() >= 0) w.add_detail("offset", f->offset());
+    for (const auto& [k, v] : e.details())
+      if (k != "format" && k != "offset") w.add_detail(k, v);
     throw w;
   }
   u.tensors_json = dump_json(tensors);
-  if (converted) {
-    blobs.adopt(converted->temp_path(), u.sha256);
-    converted->release();
-  } else {
-    blobs.adopt(sink->temp_path(), u.sha256);
-    sink->release();
+  try {
+    if (converted) {
+      blobs.adopt(converted->temp_path(), u.sha256);
+      converted->release();
+    } else {
+      blobs.adopt(sink->temp_path(), u.sha256);
+      sink->release();
+    }
+  } catch (...) {
+    std::error_code ec;
+    if (created_model_dir) fs::remove_all(final_dir, ec);
+    throw;
   }
   u.created_unix = static_cast<int64_t>(std::time(nullptr));
   return u;

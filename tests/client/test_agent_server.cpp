@@ -1,7 +1,8 @@
 // The agent against the real tensorslm-server on loopback: a fixture model published by a real
 // job is pulled with --once, a workload runs and the report appears in /v1/reports with sane
 // figures; server down -> reports spool, server back -> delivered once, in order; a corrupted
-// artifact (sha mismatch) is rejected, the previous model kept and the error reported.
+// artifact (sha mismatch) is rejected, the previous model kept and the error reported; so is one
+// whose sha256 matches its manifest but whose content hash does not (damaged before it was named).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,9 +13,11 @@
 #include <thread>
 
 #include "common/atomic_file.h"
+#include "common/sha256.h"
 #include "lib/agent.h"
 #include "lib/http_client.h"
 #include "lib/tar_writer.h"
+#include "support/loopback_server.h"
 #include "support/server_process.h"
 
 using namespace tsm::client;
@@ -297,6 +300,68 @@ TEST_F(AgentServer, CorruptedArtifactIsRejectedAndPreviousModelKept) {
   EXPECT_EQ(st.rejected, 0);
   EXPECT_EQ(reports(c, "gpt2-tiny-tt").size(), 2u);
   srv.stop();
+  fs::remove_all(work);
+}
+
+// The server's sha256 names whatever bytes it holds; the content hash inside the artifact says they
+// are the bytes the writer wrote. A blob damaged before it was named (here: a real artifact from the
+// real server with one byte flipped, served by a stand-in whose manifest names the damaged bytes
+// exactly) passes the download check, and the agent must still refuse it once it is on disk.
+TEST_F(AgentServer, ArtifactWhoseContentHashFailsIsRefusedAfterDownload) {
+  auto work = fresh("content_hash");
+  ServerProcess srv((work / "server").string());
+  ASSERT_TRUE(srv.start());
+  HttpClient c(opts(srv.url()));
+  const std::string good_sha = publish(c, upload_fixture(c, work), "gpt2-tiny-tt", "v1", 0.3);
+  std::string bytes = c.get("/v1/artifacts/" + good_sha).body;
+  srv.stop();
+  ASSERT_GT(bytes.size(), 1000u);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x01);
+  const std::string bad_sha = tsm::sha256_hex(bytes);
+
+  std::vector<std::string> posted;  // serialized DeviceReports
+  std::mutex mu;
+  tsm::testing::LoopbackServer stand_in([&](const auto& req) {
+    const std::string target(req.target());
+    tsm::testing::Reply r;
+    if (target == "/v1/models/gpt2-tiny-tt/latest") {
+      r.body = json{{"model", "gpt2-tiny-tt"}, {"tag", "v1"}, {"sha256", bad_sha}, {"size_bytes", bytes.size()},
+                    {"url", "/v1/artifacts/" + bad_sha}}.dump();
+      r.headers = {{"ETag", "\"" + bad_sha + "\""}, {"Content-Type", "application/json"}};
+    } else if (target == "/v1/artifacts/" + bad_sha) {
+      r.body = bytes;
+    } else if (target.rfind("/v1/devices/", 0) == 0) {
+      std::lock_guard lk(mu);
+      posted.push_back(req.body());
+      r.status = 201;
+      r.body = "{}";
+    } else {
+      r.status = 404;
+    }
+    return r;
+  });
+  Agent agent(parse_agent_config(agent_config_json(stand_in.url(), work / "agent", {"gpt2-tiny-tt"}, false, 0)));
+  CycleStats st = agent.run_once();
+  EXPECT_EQ(st.rejected, 1);
+  EXPECT_EQ(st.updated, 0);
+  EXPECT_EQ(st.workloads, 0);  // refused before any load
+  ASSERT_EQ(st.errors.size(), 1u);
+  EXPECT_NE(st.errors[0].find("content hash mismatch"), std::string::npos) << st.errors[0];
+  EXPECT_EQ(agent.state().at("gpt2-tiny-tt").sha256, "");  // no model adopted
+  EXPECT_TRUE(fs::is_empty(work / "agent" / "models"));    // the refused file is gone
+  {
+    std::lock_guard lk(mu);
+    ASSERT_EQ(posted.size(), 1u);
+    tensorslm::v1::DeviceReport rep;
+    ASSERT_TRUE(rep.ParseFromString(posted[0]));
+    EXPECT_EQ(rep.artifact_sha256(), bad_sha);
+    EXPECT_NE(rep.error().find("content hash mismatch"), std::string::npos) << rep.error();
+  }
+  // Reported once: the next poll neither downloads nor reports the same artifact again.
+  st = agent.run_once();
+  EXPECT_EQ(st.rejected, 0);
+  std::lock_guard lk(mu);
+  EXPECT_EQ(posted.size(), 1u);
   fs::remove_all(work);
 }
 

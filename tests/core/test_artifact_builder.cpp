@@ -1,5 +1,7 @@
-// Tests for core/codec/artifact_builder and metrics_json: header fields, `total` metrics against values
-// recomputed from the decoded tensors, progress over several tensors, cancellation, JSON views.
+// Tests for core/pipeline/artifact_builder and metrics_json: header fields, `total` metrics against values
+// recomputed from the decoded tensors, progress over several tensors, cancellation, JSON views, and
+// deterministic artifacts (no clock in the bytes; the same bytes whatever the thread count, for
+// every method of the method table).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -8,6 +10,8 @@
 #include "pipeline/artifact_builder.h"
 #include "pipeline/metrics_json.h"
 #include "common/error.h"
+#include "common/sha256.h"
+#include "methods/method_table.h"
 
 using namespace tsm;
 
@@ -32,14 +36,24 @@ TEST(ArtifactBuilder, TotalsAreSumsAndCombinedErrorMatchesDecodedTensors) {
   CodecContext ctx;
   ctx.progress = [&](double p) { progress.push_back(p); };
   json params = {{"shape", {4, 4, 3}}, {"ranks", {2, 2}}};
-  v1::Artifact a = build_artifact(ts, "abc123", "tt-token", params, ctx);
+  BuildTimings times;
+  v1::Artifact a = build_artifact(ts, "abc123", "tt-token", params, ctx, {}, &times);
 
   EXPECT_EQ(a.format_version(), kArtifactFormatVersion);
   EXPECT_EQ(a.source_sha256(), "abc123");
   EXPECT_EQ(a.method(), "tt-token");
   EXPECT_EQ(json::parse(a.params_json()), params);
   EXPECT_EQ(a.generator(), std::string("tensorslm ") + TSM_VERSION);
-  EXPECT_GT(a.created_unix(), 1600000000u);
+  // No measurement of the run in the artifact: it comes back in `times`.
+  EXPECT_EQ(a.created_unix(), 0u);
+  EXPECT_EQ(a.total().seconds(), 0.0);
+  ASSERT_EQ(times.tensor_seconds.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(a.tensors(i).metrics().seconds(), 0.0);
+    for (const auto& b : a.tensors(i).baselines()) EXPECT_EQ(b.metrics().seconds(), 0.0);
+    EXPECT_GT(times.tensor_seconds[size_t(i)], 0.0);
+  }
+  EXPECT_DOUBLE_EQ(times.total_seconds(), times.tensor_seconds[0] + times.tensor_seconds[1]);
   ASSERT_EQ(a.tensors_size(), 2);
   EXPECT_EQ(a.tensors(0).name(), "a");
   EXPECT_EQ(a.tensors(1).name(), "b");
@@ -102,4 +116,41 @@ TEST(MetricsJson, ViewsCarryEveryField) {
   EXPECT_EQ(r["passthrough"]["count"], 0);
   EXPECT_FALSE(r.contains("quality"));
   EXPECT_EQ(r["total"], m);
+}
+
+TEST(ArtifactBuilder, TakeRunMeasurementsClearsClockAndWallTime) {
+  v1::Artifact a;
+  a.set_created_unix(1700000000);
+  a.mutable_total()->set_seconds(3.5);
+  auto* t = a.add_tensors();
+  t->mutable_metrics()->set_seconds(1.25);
+  t->mutable_metrics()->set_rel_error(0.5);
+  t->add_baselines()->mutable_metrics()->set_seconds(0.75);
+  BuildTimings times;
+  take_run_measurements(a, &times);
+  EXPECT_EQ(a.created_unix(), 0u);
+  EXPECT_EQ(a.total().seconds(), 0.0);
+  EXPECT_EQ(a.tensors(0).metrics().seconds(), 0.0);
+  EXPECT_EQ(a.tensors(0).baselines(0).metrics().seconds(), 0.0);
+  EXPECT_EQ(a.tensors(0).metrics().rel_error(), 0.5);  // only measurements of the run go
+  EXPECT_EQ(times.tensor_seconds, std::vector<double>{1.25});
+  take_run_measurements(a, nullptr);  // no timings wanted: still cleared, no crash
+}
+
+// The same input and parameters give the same bytes: twice in a row, and with 1 or 2 threads, for
+// every method with its default parameters (baselines included, since they are stored too).
+TEST(ArtifactBuilder, EveryMethodGivesIdenticalBytesWhateverTheThreadCount) {
+  std::vector<Tensor> ts{Tensor::from_matrix("w", low_rank_plus_noise(192, 64, 5, 0.2f))};
+  for (const Codec* c : all_codecs()) {
+    const std::string m(c->name());
+    SCOPED_TRACE(m);
+    std::vector<std::string> digests;
+    for (int threads : {1, 2, 2}) {
+      CodecContext ctx;
+      ctx.threads = threads;
+      digests.push_back(sha256_hex(serialize_artifact(build_artifact(ts, "src", m, json::object(), ctx))));
+    }
+    EXPECT_EQ(digests[1], digests[2]) << "two runs with 2 threads differ";
+    EXPECT_EQ(digests[0], digests[1]) << "1 thread and 2 threads differ";
+  }
 }

@@ -3,6 +3,8 @@
 // full-rank tt-token artifact made by `tensorslm compress` must evaluate to KL ~ 0 while a low-rank
 // one gives KL > 0.
 #include <gtest/gtest.h>
+
+#include <set>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,10 +64,41 @@ TEST_F(ModelCli, TtArtifactRunAndEval) {
   EXPECT_EQ(full["tokens"].get<int>(), 2 * 23);
   json low = run_json("eval " + m + " --artifact " + path("low.tsm") + " --samples 2 --length 24 --json");
   EXPECT_GT(low["kl_mean"].get<double>(), 1e-4);
-  // Token-id file input.
-  write_file_atomic(path("ids.txt"), "5 6 7 8 9 10 11 12\n13,14,15");
-  json f = run_json("eval " + m + " --artifact " + path("low.tsm") + " --ids-file " + path("ids.txt") + " --json");
-  EXPECT_EQ(f["tokens"].get<int>(), 10);
+  // Token-sequence file: one sequence per line, each evaluated on its own (7 + 2 predicted tokens).
+  write_file_atomic(path("ids.txt"), "5 6 7 8 9 10 11 12\n13,14,15\n");
+  json f = run_json("eval " + m + " --artifact " + path("low.tsm") + " --ids " + path("ids.txt") + " --json");
+  EXPECT_EQ(f["tokens"].get<int>(), 9);
+  EXPECT_EQ(f["sequences"].get<int>(), 2);
+  write_file_atomic(path("ids.json"), "[[5, 6, 7], [8, 9, 10, 11]]");
+  EXPECT_EQ(run_json("eval " + m + " --artifact " + path("low.tsm") + " --ids " + path("ids.json") + " --json")["tokens"], 5);
+  // The dense model alone: perplexity with its sample size; the default set is >= 2,048 predicted
+  // tokens in sequences as long as the context allows (64 for this fixture).
+  json d = run_json("eval " + m + " --json");
+  EXPECT_GE(d["tokens"].get<int>(), 2048);
+  EXPECT_GT(d["ppl_dense"].get<double>(), 1.0);
+  EXPECT_EQ(d["tokens"].get<int>(), d["sequences"].get<int>() * 63);
+}
+
+// --compare: the same tensors in every reference representation on the same sequences, and a
+// verdict by KL. The tt-token embedding at ranks 1,1 is far worse than int8 at a smaller size.
+TEST_F(ModelCli, EvalCompareGivesAVerdictByKl) {
+  const std::string m = fixture("gpt2-tiny");
+  ASSERT_EQ(run("compress " + m + " --method tt-token --shape 4,4,4 --ranks 1,1 --no-baselines -o " + path("low.tsm")).rc, 0);
+  json q = run_json("eval " + m + " --artifact " + path("low.tsm") + " --compare --sequences 4 --length 32 --json");
+  ASSERT_TRUE(q["alternatives"].is_array());
+  std::set<std::string> methods;
+  for (const auto& a : q["alternatives"]) {
+    methods.insert(a["method"].get<std::string>());
+    EXPECT_GE(a["kl_mean"].get<double>(), 0.0);
+    EXPECT_GT(a["stored_bytes"].get<int64_t>(), 0);
+  }
+  EXPECT_TRUE(methods.count("fp16") && methods.count("int8") && methods.count("q4_0")) << q.dump();
+  EXPECT_EQ(q["tokens"].get<int>(), 4 * 31);
+  const std::string v = q["verdict"].get<std::string>();
+  EXPECT_NE(v.find("prefer"), std::string::npos) << v;
+  Result text = run("eval " + m + " --artifact " + path("low.tsm") + " --compare --sequences 2 --length 16");
+  EXPECT_EQ(text.rc, 0) << text.err;
+  EXPECT_NE(text.out.find("verdict: prefer"), std::string::npos) << text.out;
 }
 
 TEST_F(ModelCli, ErrorsAreOneLine) {

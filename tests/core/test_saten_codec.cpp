@@ -162,7 +162,7 @@ TEST(SatenCodec, BaselinesAtEqualBytes) {
   const MatrixRM W = weight_like(48, 64, 8);
   const json r = codec().resolve(json{{"ranks", 4}, {"sparsity", "2:4"}}, 48, 64);
   const auto t = compress_matrix(W, "w", DType::F32, "saten", r, {}, {false});
-  const auto bl = saten_baselines(W, r, t.metrics().stored_bytes(), 4);
+  const auto bl = saten_baselines(W, resolve_saten_params(r, 48, 64), t.metrics().stored_bytes(), 4);
   std::map<std::string, v1::Baseline> by;
   for (const auto& b : bl) by[b.method()] = b;
   ASSERT_TRUE(by.count("tt") && by.count("prune-2:4") && by.count("prune"));
@@ -186,7 +186,7 @@ TEST(SatenCodec, CalibratedEncodeLowersLayerLoss) {
   CalibrationOptions cal;
   cal.adam_steps = 60;
   CalibrationReport rep;
-  const auto t = saten_encode_calibrated(W, r, C, cal, {}, &rep);
+  const auto t = saten_encode_calibrated(W, resolve_saten_params(r, 32, 48), C, cal, {}, &rep);
   const auto plain = codec().encode(W, r, {});
   EXPECT_LT(relative_layer_loss(W, codec().decode(t), C), relative_layer_loss(W, codec().decode(plain), C));
   EXPECT_EQ(codec().stored_bytes(t), codec().stored_bytes(plain));  // same ranks and mask size

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "pipeline/model_artifact.h"
+#include "pipeline/model_quality.h"
 #include "methods/saten/saten_codec.h"
 #include "formats/artifact_io.h"
 #include "formats/array_pack.h"
@@ -25,8 +26,9 @@ const char* kLinearRegex = R"((attn|mlp|self_attn|fc1|fc2)\..*weight$)";
 ModelArtifactOptions quick() {
   ModelArtifactOptions o;
   o.baselines = false;
-  o.eval_sequences = 2;
-  o.eval_length = 16;
+  o.eval_set.sequences = 2;
+  o.eval_set.length = 16;
+  o.compare = false;
   return o;
 }
 
@@ -136,10 +138,10 @@ TEST(SatenModelJob, CalibrationLowersKl) {
   const HfModelDir dir = HfModelDir::open(fixture("llama-tiny"));
   const json p{{"ranks", 4}, {"sparsity", "2:4"}};
   auto o = quick();
-  o.eval_sequences = 4;
+  o.eval_set.sequences = 4;
   const auto plain = build_model_artifact(dir, R"(mlp\..*weight$)", "saten", p, {}, "", o);
   o.calibrate = true;
-  o.calib_sequences = 32;
+  o.calib_set.sequences = 32;
   o.adam_steps = 60;
   const auto cal = build_model_artifact(dir, R"(mlp\..*weight$)", "saten", p, {}, "", o);
   std::printf("KL plain %.5f calibrated %.5f\n", plain.quality().kl_mean(), cal.quality().kl_mean());

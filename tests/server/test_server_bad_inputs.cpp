@@ -257,6 +257,22 @@ TEST_F(BadInputs, ModelDirectoryTarIsAccepted) {
   const json wj = w.js();
   EXPECT_GT(wj["result"]["quality"]["tokens"].get<int>(), 0);
   EXPECT_LE(wj["result"]["quality"]["kl_mean"].get<double>(), 1.0);
+  // The user's own evaluation sequences: the figures carry their sample size, every reference
+  // representation of the same tensors is measured on them, and the verdict names the best by KL.
+  json own = whole;
+  own["evaluation"] = {{"sequences", {{1, 2, 3}, {4, 5}}}};
+  auto o = POST(port(), "/v1/jobs?wait=120", own.dump());
+  ASSERT_EQ(o.js()["state"], "succeeded") << o.body;
+  const json oq = o.js()["result"]["quality"];
+  EXPECT_EQ(oq["tokens"], 3);
+  EXPECT_EQ(oq["sequences"], 2);
+  EXPECT_GE(oq["alternatives"].size(), 3u) << oq.dump();
+  EXPECT_EQ(oq["verdict"].get<std::string>().rfind("verdict: ", 0), 0u) << oq.dump();
+  EXPECT_EQ(o.js()["spec"]["evaluation"]["sequences"], own["evaluation"]["sequences"]);
+  own["evaluation"] = {{"sequences", {{1, 2, 999999}}}};  // outside the vocabulary: refused before queueing
+  auto oov = POST(port(), "/v1/jobs", own.dump());
+  EXPECT_EQ(oov.status, 422) << oov.body;
+  EXPECT_EQ(oov.js().value("field", ""), "evaluation.sequences");
   whole.erase("whole_model");
   auto bad = POST(port(), "/v1/jobs", whole.dump());
   EXPECT_EQ(bad.status, 422);

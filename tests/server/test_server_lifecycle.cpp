@@ -113,7 +113,7 @@ TEST(ServerLifecycle, BearerTokensAndScopes) {
   std::string cfg = tmp.path + "/server.json";
   write_bytes(cfg, "// test config\n{\"tokens\": [\n"
                    "  {\"name\": \"ci\", \"sha256\": \"" + sha256_hex("ci-secret") + "\", \"scopes\": [\"ci\"]},\n"
-                   "  {\"name\": \"pi\", \"sha256\": \"" + sha256_hex("pi-secret") + "\", \"scopes\": [\"device\"]}]}\n");
+                   "  {\"name\": \"pi\", \"sha256\": \"" + sha256_hex("pi-secret") + "\", \"scopes\": [\"device\"], \"devices\": [\"pi\"]}]}\n");
   ServerProcess srv(tmp.path + "/data", {}, {"--config", cfg});
   const std::map<std::string, std::string> ci = {{"Authorization", "Bearer ci-secret"}};
   const std::map<std::string, std::string> pi = {{"Authorization", "Bearer pi-secret"}};
@@ -126,6 +126,7 @@ TEST(ServerLifecycle, BearerTokensAndScopes) {
   EXPECT_EQ(GET(srv.port(), "/v1/jobs", pi).status, 403);
   EXPECT_EQ(POST(srv.port(), "/v1/devices/pi/reports", "{\"model\": \"m\"}", pi).status, 201);
   EXPECT_EQ(POST(srv.port(), "/v1/devices/pi/reports", "{\"model\": \"m\"}", ci).status, 403);
+  EXPECT_EQ(POST(srv.port(), "/v1/devices/other/reports", "{\"model\": \"m\"}", pi).status, 403);  // not its device
   EXPECT_EQ(GET(srv.port(), "/healthz").status, 200);
   EXPECT_EQ(srv.log().find("ci-secret"), std::string::npos);  // tokens never logged
 }

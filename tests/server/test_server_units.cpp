@@ -176,7 +176,8 @@ TEST(JobSpec, ProtoRoundTripKeepsEveryField) {
                                {"publish", {{"model", "m"}, {"tag", "v2"}}},
                                {"quality_gate", {{"max_rel_error", 0.25}, {"max_kl", 0.1}}}, {"whole_model", true},
                                {"calibrate", {{"sequences", 3}, {"adam_steps", 7}, {"whitening", "diagonal"}}},
-                               {"entries", {{{"tensor", "a"}, {"method", "q8_0"}, {"params", {{"calibration", "none"}}}}}}};
+                               {"entries", {{{"tensor", "a"}, {"method", "q8_0"}, {"params", {{"calibration", "none"}}}}}},
+                               {"evaluation", {{"tokens", 512}, {"seed", 7}, {"compare", false}, {"sequences", {{1, 2, 3}, {4, 5}}}}}};
   const auto s = parse_job_spec(body);
   std::string bytes;
   ASSERT_TRUE(s.SerializeToString(&bytes));
@@ -191,12 +192,15 @@ TEST(JobSpec, ProtoRoundTripKeepsEveryField) {
   EXPECT_EQ(j["tensors"], body["tensors"]);
   EXPECT_EQ(j["entries"][0]["method"], "q8_0");
   EXPECT_EQ(j["entries"][0]["params"]["calibration"], "none");
+  EXPECT_EQ(j["evaluation"]["sequences"], body["evaluation"]["sequences"]);
+  EXPECT_EQ(j["evaluation"]["seed"], 7);
+  EXPECT_EQ(j["evaluation"]["compare"], false);
   // Absent parts print as clients read them: params {}, calibrate defaults filled, no gate.
   const auto m = job_spec_json(parse_job_spec({{"upload", "u"}, {"method", "fp16"}}));
   EXPECT_EQ(m["params"], nlohmann::json::object());
   EXPECT_FALSE(m.contains("quality_gate"));
   EXPECT_EQ(job_spec_json(parse_job_spec({{"upload", "u"}, {"method", "saten"}, {"whole_model", true},
-                                          {"calibrate", nlohmann::json::object()}}))["calibrate"]["sequences"], 8);
+                                          {"calibrate", nlohmann::json::object()}}))["calibrate"]["sequences"], 64);
   EXPECT_THROW(stored_job_spec("\xff\xff\xff"), FormatError);
 }
 
@@ -377,6 +381,21 @@ TEST(JobSpec, ValidatesFieldByField) {
             "calibrate.sequences");
   EXPECT_EQ(field_of({{"upload", "u"}, {"method", "saten"}, {"whole_model", true}, {"calibrate", {{"whitening", "pca"}}}}),
             "calibrate.whitening");
+  const nlohmann::json whole = {{"upload", "u"}, {"method", "q4_0"}, {"whole_model", true}};
+  auto with_eval = [&](const nlohmann::json& e) {
+    nlohmann::json b = whole;
+    b["evaluation"] = e;
+    return field_of(b);
+  };
+  EXPECT_EQ(with_eval({{"tokens", 4096}, {"length", 256}}), "ok");
+  EXPECT_EQ(with_eval({{"tokens", 0}}), "evaluation.tokens");
+  EXPECT_EQ(with_eval({{"length", 1}}), "evaluation.length");
+  EXPECT_EQ(with_eval({{"compare", "yes"}}), "evaluation.compare");
+  EXPECT_EQ(with_eval({{"sequences", {{1}}}}), "evaluation.sequences[0]");
+  EXPECT_EQ(with_eval({{"sequences", {{1, -2}}}}), "evaluation.sequences[0]");
+  EXPECT_EQ(with_eval({{"sequences", nlohmann::json::array()}}), "evaluation.sequences");
+  EXPECT_EQ(with_eval({{"bogus", 1}}), "evaluation.bogus");
+  EXPECT_EQ(field_of({{"upload", "u"}, {"method", "q4_0"}, {"evaluation", nlohmann::json::object()}}), "evaluation");
   EXPECT_FALSE(is_safe_name(".."));
   EXPECT_FALSE(is_safe_name("a/b"));
   EXPECT_TRUE(is_safe_name("gpt2-emb_v1.2"));

@@ -1,5 +1,5 @@
 // llama.cpp block formats (see block_formats.h): ggml's reference quantizers, split into block
-// parameters, per-value codes and packing.
+// parameters, per-value codes and packing; the k-quants are in k_quants.cpp.
 #include "methods/block_quant/block_formats.h"
 
 #include <algorithm>
@@ -12,6 +12,7 @@
 
 #include "common/dtype.h"
 #include "common/error.h"
+#include "methods/block_quant/k_quants.h"
 
 namespace tsm {
 
@@ -19,13 +20,23 @@ namespace {
 
 constexpr int kQK = 32;
 
+constexpr int kQK_K = kquant::kQK_K;
+
+// In BlockType order.
 const BlockFormat kFormats[] = {
-    {BlockType::kQ8_0, "q8_0", kQK, 34, 255, false},
-    {BlockType::kQ4_0, "q4_0", kQK, 18, 16, false},
-    {BlockType::kQ4_1, "q4_1", kQK, 20, 16, true},
-    {BlockType::kQ5_0, "q5_0", kQK, 22, 32, false},
-    {BlockType::kQ5_1, "q5_1", kQK, 24, 32, true},
+    {BlockType::kQ8_0, "q8_0", kQK, 34, 255, false, kQK},
+    {BlockType::kQ4_0, "q4_0", kQK, 18, 16, false, kQK},
+    {BlockType::kQ4_1, "q4_1", kQK, 20, 16, true, kQK},
+    {BlockType::kQ5_0, "q5_0", kQK, 22, 32, false, kQK},
+    {BlockType::kQ5_1, "q5_1", kQK, 24, 32, true, kQK},
+    {BlockType::kQ2_K, "q2_k", kQK_K, 84, 4, true, 16},
+    {BlockType::kQ3_K, "q3_k", kQK_K, 110, 8, false, 16},
+    {BlockType::kQ4_K, "q4_k", kQK_K, 144, 16, true, 32},
+    {BlockType::kQ5_K, "q5_k", kQK_K, 176, 32, true, 32},
+    {BlockType::kQ6_K, "q6_k", kQK_K, 210, 64, false, 16},
 };
+
+bool is_k(BlockType t) { return block_format(t).values == kQK_K; }
 
 float round_f16(float v) { return half_to_float(float_to_half(v)); }
 
@@ -55,6 +66,11 @@ std::optional<BlockType> parse_block_type(std::string_view name) {
 
 BlockParams fit_block(BlockType t, const float* x) {
   BlockParams p;
+  if (is_k(t)) {
+    uint8_t L[kQK_K];  // phase-1 codes, not needed by a caller that codes value by value
+    kquant::fit(t, x, p, L);
+    return p;
+  }
   const bool asym = block_format(t).has_min;
   if (t == BlockType::kQ8_0) {
     float amax = 0;
@@ -135,13 +151,14 @@ inline void quantize_small_codes(BlockType t, const BlockParams& p, const float*
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + k), _mm256_cvttps_epi32(c));
   }
 #else
-  for (int j = 0; j < kQK; ++j) q[j] = quantize_value(t, p, x[j]);
+  for (int j = 0; j < kQK; ++j) q[j] = quantize_value(t, p, j, x[j]);
 #endif
 }
 
 }  // namespace
 
-int quantize_value(BlockType t, const BlockParams& p, float x) {
+int quantize_value(BlockType t, const BlockParams& p, int j, float x) {
+  if (is_k(t)) return kquant::code(t, p, j, x);
   const float id = p.id;
   switch (t) {
     case BlockType::kQ8_0: return static_cast<int>(std::clamp(round_half_away(x * id), -127.f, 127.f));
@@ -149,22 +166,32 @@ int quantize_value(BlockType t, const BlockParams& p, float x) {
     case BlockType::kQ5_0: return trunc_code(x * id + 16.5f, 0, 31);
     case BlockType::kQ4_1: return trunc_code((x - p.m) * id + 0.5f, 0, 15);
     case BlockType::kQ5_1: return trunc_code((x - p.m) * id + 0.5f, 0, 31);
+    default: break;
   }
   return 0;
 }
 
-float dequantize_code(BlockType t, const BlockParams& p, int q) {
+float dequantize_code(BlockType t, const BlockParams& p, int j, int q) {
+  if (is_k(t)) return kquant::value(t, p, j, q);
   switch (t) {
     case BlockType::kQ8_0: return float(q) * p.d_stored;
     case BlockType::kQ4_0: return float(q - 8) * p.d_stored;
     case BlockType::kQ5_0: return float(q - 16) * p.d_stored;
     case BlockType::kQ4_1:
     case BlockType::kQ5_1: return float(q) * p.d_stored + p.m_stored;
+    default: break;
   }
   return 0;
 }
 
 void pack_block(BlockType t, const BlockParams& p, const int* q, uint8_t* out) {
+  if (is_k(t)) {
+    uint8_t L[kQK_K];
+    const int top = block_format(t).levels - 1;
+    for (int j = 0; j < kQK_K; ++j) L[j] = static_cast<uint8_t>(std::clamp(q[j], 0, top));
+    kquant::pack(t, p, L, out);
+    return;
+  }
   put_f16(out, p.d);
   uint8_t* body = out + 2;
   if (block_format(t).has_min) {
@@ -189,8 +216,13 @@ void pack_block(BlockType t, const BlockParams& p, const int* q, uint8_t* out) {
 }
 
 void quantize_row(BlockType t, const float* x, int64_t n, uint8_t* out) {
-  if (n % kQK != 0) throw Error("quantize_row: " + std::to_string(n) + " values is not a multiple of 32");
-  const int bytes = block_format(t).bytes;
+  const int values = block_format(t).values, bytes = block_format(t).bytes;
+  if (n % values != 0)
+    throw Error("quantize_row: " + std::to_string(n) + " values is not a multiple of " + std::to_string(values));
+  if (is_k(t)) {
+    for (int64_t b = 0; b < n / values; ++b) kquant::quantize_superblock(t, x + b * values, out + b * bytes);
+    return;
+  }
   int q[kQK];
   for (int64_t b = 0; b < n / kQK; ++b) {
     const float* xb = x + b * kQK;
@@ -208,6 +240,10 @@ void quantize_row(BlockType t, const float* x, int64_t n, uint8_t* out) {
 
 void dequantize_row(BlockType t, const uint8_t* in, int64_t n, float* y) {
   const BlockFormat& f = block_format(t);
+  if (is_k(t)) {
+    for (int64_t b = 0; b < n / f.values; ++b) kquant::dequantize_superblock(t, in + b * f.bytes, y + b * f.values);
+    return;
+  }
   for (int64_t b = 0; b < n / kQK; ++b) {
     const uint8_t* blk = in + b * f.bytes;
     float* yb = y + b * kQK;
@@ -244,6 +280,7 @@ void dequantize_row(BlockType t, const uint8_t* in, int64_t n, float* y) {
         }
         break;
       }
+      default: break;
     }
   }
 }

@@ -1,14 +1,15 @@
-// Block quantization methods q8_0, q4_0, q4_1, q5_0, q5_1 (one codec class, one table row per
-// type): llama.cpp's block layouts (block_formats.h) along the input features of a weight, with
-// plain rounding (ggml's reference quantizer) or GPTQ error feedback from calibration data
-// (gptq.h). The dense baselines and the runtime read the same blocks.
+// Block quantization methods q8_0, q4_0, q4_1, q5_0, q5_1 and the k-quants q2_k, q3_k, q4_k, q5_k,
+// q6_k (one codec class, one table row per type): llama.cpp's block layouts (block_formats.h,
+// k_quants.h) along the input features of a weight, with plain rounding (ggml's reference
+// quantizer) or GPTQ error feedback from calibration data (gptq.h). The dense baselines and the
+// runtime read the same blocks.
 //
 // Params: {orientation: out_in | in_out (default out_in; in_out for weights stored (in, out), as
 // GPT-2's Conv1D, so blocks still run along the inputs), calibration: none | gptq (default none;
 // gptq needs the inputs of the layer: a whole-model job with calibrate)}.
-// Arrays (little-endian): "blocks" u8 (out, ceil(in / 32) * block_bytes): row o holds the blocks of
-// output feature o over inputs 0..in-1, zero-padded to a multiple of 32 (the padding is stored and
-// counted, as ggml pads a row). CompressedTensor.shape is the stored (rows, cols).
+// Arrays (little-endian): "blocks" u8 (out, ceil(in / B) * block_bytes), B = 32 (k-quants: 256): row
+// o holds the blocks of output feature o over inputs 0..in-1, zero-padded to a multiple of B (the
+// padding is stored and counted, as ggml pads a row). CompressedTensor.shape is the stored (rows, cols).
 #pragma once
 #include <string>
 

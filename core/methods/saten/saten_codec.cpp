@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "formats/array_pack.h"
+#include "methods/param_spec.h"
 #include "common/tensor.h"
 #include "metrics/metrics.h"
 #include "methods/saten/saten_fit.h"
@@ -21,21 +22,11 @@ int nm_bits(int m) {
   return b;
 }
 
-std::vector<int64_t> int_list(const json& v, const char* field) {
-  if (!v.is_array() || v.empty()) throw ParamError(field, "must be a non-empty array of positive integers");
-  std::vector<int64_t> out;
-  for (const auto& x : v) {
-    if (!x.is_number_integer() || x.get<int64_t>() < 1) throw ParamError(field, "must be a non-empty array of positive integers");
-    out.push_back(x.get<int64_t>());
-  }
-  return out;
-}
-
-SatenLayout layout_from_params(const json& r, int64_t d_out, int64_t d_in) {
-  const auto kind = parse_layout(r.value("layout", std::string("saten")));
-  if (r.contains("in_modes") || r.contains("out_modes")) {
-    if (!r.contains("in_modes") || !r.contains("out_modes")) throw ParamError("in_modes", "give both in_modes and out_modes");
-    auto L = make_saten_layout(kind, int_list(r["out_modes"], "out_modes"), int_list(r["in_modes"], "in_modes"));
+SatenLayout layout_from_params(const SatenParams& r, int64_t d_out, int64_t d_in) {
+  const auto kind = parse_layout(r.layout);
+  if (r.in_modes || r.out_modes) {
+    if (!r.in_modes || !r.out_modes) throw ParamError("in_modes", "give both in_modes and out_modes");
+    auto L = make_saten_layout(kind, *r.out_modes, *r.in_modes);
     if (L.d_out != d_out || L.d_in != d_in)
       throw ParamError("in_modes", "modes give a " + std::to_string(L.d_out) + "x" + std::to_string(L.d_in) +
                                        " matrix, the tensor is " + std::to_string(d_out) + "x" + std::to_string(d_in) +
@@ -44,7 +35,28 @@ SatenLayout layout_from_params(const json& r, int64_t d_out, int64_t d_in) {
       throw ParamError("in_modes", "saten layout needs at least one input and one output mode");
     return L;
   }
-  return make_saten_layout(kind, d_out, d_in, r.value("order", kind == SatenLayoutKind::Saten ? 4 : 3));
+  return make_saten_layout(kind, d_out, d_in, static_cast<int>(r.order.value_or(kind == SatenLayoutKind::Saten ? 4 : 3)));
+}
+
+const ParamSpec<SatenParams>& saten_param_spec() {
+  static const ParamSpec<SatenParams> spec(std::string(kSatenMethod), {
+      choice_param("layout", &SatenParams::layout, {"saten", "mpo"},
+                   "saten: W^T reshaped to input modes then output modes; mpo: interleaved TT-matrix"),
+      integer_param("order", &SatenParams::order, 1, 16, "number of TT cores (default 4 for saten, 3 for mpo)"),
+      int_list_param("in_modes", &SatenParams::in_modes, 1, "explicit input modes (with out_modes)"),
+      int_list_param("out_modes", &SatenParams::out_modes, 1, "explicit output modes (with in_modes)"),
+      number_param("eps", &SatenParams::eps, {0, 1, false, true},
+                   "TT-SVD tolerance, delta = eps ||W||_F / sqrt(d-1) (default 0.4)"),
+      int_or_list_param("ranks", &SatenParams::ranks, 1, "TT ranks r_1..r_{d-1} (or one cap for all)"),
+      string_param("sparsity", &SatenParams::sparsity, "unstructured, none, or N:M such as 2:4 along the input dimension",
+                   "^(unstructured|none|[0-9]+:[0-9]+)$"),
+      number_param("density", &SatenParams::density, {0, 1}, "fraction of entries kept by unstructured sparsity (default 0.05)"),
+      int_choice_param("index_bits", &SatenParams::index_bits, {0, 16, 32}, "CSR column index width; 0 = 16 when d_in <= 65536"),
+      integer_param("refine_rounds", &SatenParams::refine_rounds, 0, 50, "alternations TT(W - S) / S = top(W - TT)"),
+      choice_param("orientation", &SatenParams::orientation, {"out_in", "in_out"},
+                   "in_out: the tensor is stored (in, out) as GPT-2 Conv1D"),
+  });
+  return spec;
 }
 
 MatrixRM oriented(ConstMatrixRef W, bool in_out) { return in_out ? MatrixRM(W.transpose()) : MatrixRM(W); }
@@ -65,117 +77,72 @@ std::string_view SatenCodec::summary() const {
          "(unstructured CSR or N:M such as 2:4), refined by alternation";
 }
 
-json SatenCodec::param_schema() const {
-  return json::parse(R"JSON({"type": "object", "additionalProperties": false, "properties": {
-    "layout": {"enum": ["saten", "mpo"], "description": "saten: W^T reshaped to input modes then output modes; mpo: interleaved TT-matrix"},
-    "order": {"type": "integer", "minimum": 1, "maximum": 16, "description": "number of TT cores (default 4 for saten, 3 for mpo)"},
-    "in_modes": {"type": "array", "items": {"type": "integer", "minimum": 1}, "description": "explicit input modes (with out_modes)"},
-    "out_modes": {"type": "array", "items": {"type": "integer", "minimum": 1}, "description": "explicit output modes (with in_modes)"},
-    "eps": {"type": "number", "minimum": 0, "maximum": 1, "description": "TT-SVD tolerance, delta = eps ||W||_F / sqrt(d-1) (default 0.4)"},
-    "ranks": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "array", "items": {"type": "integer", "minimum": 1}}], "description": "TT ranks r_1..r_{d-1} (or one cap for all)"},
-    "sparsity": {"type": "string", "description": "unstructured (default), none, or N:M such as 2:4 along the input dimension"},
-    "density": {"type": "number", "minimum": 0, "maximum": 1, "description": "fraction of entries kept by unstructured sparsity (default 0.05)"},
-    "index_bits": {"enum": [0, 16, 32], "description": "CSR column index width; 0 = 16 when d_in <= 65536"},
-    "refine_rounds": {"type": "integer", "minimum": 0, "maximum": 50, "description": "alternations TT(W - S) / S = top(W - TT) (default 3)"},
-    "orientation": {"enum": ["out_in", "in_out"], "description": "in_out: the tensor is stored (in, out) as GPT-2 Conv1D"}}})JSON");
-}
-
-json SatenCodec::resolve(const json& p, int64_t rows, int64_t cols) const {
-  if (!p.is_null() && !p.is_object()) throw ParamError("params", "must be a JSON object");
+SatenParams resolve_saten_params(const json& params, int64_t rows, int64_t cols) {
   if (rows < 1 || cols < 1) throw ParamError("shape", "saten needs a non-empty matrix");
-  static const char* kKnown[] = {"layout", "order", "in_modes", "out_modes", "eps", "ranks", "sparsity",
-                                 "density", "index_bits", "refine_rounds", "orientation"};
-  json in = p.is_object() ? p : json::object();
-  for (auto it = in.begin(); it != in.end(); ++it)
-    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return it.key() == k; }) == std::end(kKnown))
-      throw ParamError(it.key(), "unknown parameter for saten (known: layout, order, in_modes, out_modes, eps, ranks, "
-                                 "sparsity, density, index_bits, refine_rounds, orientation)");
-  json out = json::object();
-  const std::string orient = in.value("orientation", std::string("out_in"));
-  if (orient != "out_in" && orient != "in_out") throw ParamError("orientation", "must be out_in or in_out");
-  out["orientation"] = orient;
-  const bool in_out = orient == "in_out";
-  const int64_t d_out = in_out ? cols : rows, d_in = in_out ? rows : cols;
-
-  if (in.contains("layout") && !in["layout"].is_string()) throw ParamError("layout", "must be \"saten\" or \"mpo\"");
-  out["layout"] = in.value("layout", std::string("saten"));
-  if (in.contains("order")) {
-    if (!in["order"].is_number_integer()) throw ParamError("order", "must be an integer");
-    out["order"] = in["order"];
-  }
-  if (in.contains("in_modes")) out["in_modes"] = in["in_modes"];
-  if (in.contains("out_modes")) out["out_modes"] = in["out_modes"];
-  const SatenLayout L = layout_from_params(out, d_out, d_in);
-  out["order"] = int(L.tensor_modes().size());
-  out["in_modes"] = L.in_modes;
-  out["out_modes"] = L.out_modes;
+  SatenParams p = saten_param_spec().parse(params);
+  const int64_t d_out = p.in_out() ? cols : rows, d_in = p.in_out() ? rows : cols;
+  const SatenLayout L = layout_from_params(p, d_out, d_in);
   const size_t d = L.tensor_modes().size();
+  p.order = static_cast<int64_t>(d);
+  p.in_modes = L.in_modes;
+  p.out_modes = L.out_modes;
 
-  if (in.contains("eps") && in.contains("ranks")) throw ParamError("eps", "give either eps or ranks, not both");
-  if (in.contains("ranks")) {
+  if (p.eps && p.ranks) throw ParamError("eps", "give either eps or ranks, not both");
+  if (p.ranks) {
     if (d < 2) throw ParamError("ranks", "a one-core train has no ranks");
-    std::vector<int64_t> rk;
-    if (in["ranks"].is_number_integer()) {
-      if (in["ranks"].get<int64_t>() < 1) throw ParamError("ranks", "must be >= 1");
-      rk.assign(d - 1, in["ranks"].get<int64_t>());
-    } else {
-      rk = int_list(in["ranks"], "ranks");
-    }
+    std::vector<int64_t> rk = p.ranks->scalar ? std::vector<int64_t>(d - 1, p.ranks->values[0]) : p.ranks->values;
     if (rk.size() != d - 1)
       throw ParamError("ranks", "needs " + std::to_string(d - 1) + " entries (order - 1), got " + std::to_string(rk.size()));
     for (auto& r : rk)
       if (r > kMaxRank) throw ParamError("ranks", "ranks above 2^20 are not supported");
-    out["ranks"] = rk;
+    p.ranks = IntOrList{rk, false};
   } else {
-    const json e = in.value("eps", json(0.4));
-    if (!e.is_number() || !(e.get<double>() >= 0) || !(e.get<double>() < 1)) throw ParamError("eps", "must be a number in [0, 1)");
-    out["eps"] = e;
+    p.eps = p.eps.value_or(0.4);
   }
 
-  if (in.contains("sparsity") && !in["sparsity"].is_string()) throw ParamError("sparsity", "must be a string");
-  if (in.contains("density") && !in["density"].is_number()) throw ParamError("density", "must be a number in [0, 1]");
-  const std::string sp = in.value("sparsity", std::string("unstructured"));
-  const SparsitySpec spec = SparsitySpec::parse(sp, in.value("density", 0.05));
+  const bool unstructured = p.sparsity == "unstructured";
+  const SparsitySpec spec = SparsitySpec::parse(p.sparsity, p.density.value_or(0.05));
   if (spec.kind == SparsityKind::NM && d_in % spec.m != 0)
-    throw ParamError("sparsity", sp + " needs the input dimension (" + std::to_string(d_in) + ") to be a multiple of " +
+    throw ParamError("sparsity", p.sparsity + " needs the input dimension (" + std::to_string(d_in) + ") to be a multiple of " +
                                      std::to_string(spec.m));
-  out["sparsity"] = spec.kind == SparsityKind::Unstructured || sp == "unstructured" ? std::string("unstructured") : spec.str();
-  if (sp == "unstructured") out["density"] = spec.density;
+  p.sparsity = spec.kind == SparsityKind::Unstructured || unstructured ? std::string("unstructured") : spec.str();
+  p.density = unstructured ? std::optional<double>(spec.density) : std::nullopt;
 
-  const json ib = in.value("index_bits", json(0));
-  if (!ib.is_number_integer() || (ib != 0 && ib != 16 && ib != 32)) throw ParamError("index_bits", "must be 0 (auto), 16 or 32");
-  int bits = ib.get<int>();
-  if (bits == 0) bits = d_in <= 65536 ? 16 : 32;
-  if (bits == 16 && d_in > 65536) throw ParamError("index_bits", "16-bit indices need d_in <= 65536, got " + std::to_string(d_in));
-  out["index_bits"] = bits;
+  if (p.index_bits == 0) p.index_bits = d_in <= 65536 ? 16 : 32;
+  if (p.index_bits == 16 && d_in > 65536) throw ParamError("index_bits", "16-bit indices need d_in <= 65536, got " + std::to_string(d_in));
+  return p;
+}
 
-  const json rr = in.value("refine_rounds", json(3));
-  if (!rr.is_number_integer() || rr.get<int>() < 0 || rr.get<int>() > 50) throw ParamError("refine_rounds", "must be an integer in 0..50");
-  out["refine_rounds"] = rr;
-  return out;
+json saten_params_json(const SatenParams& p) { return saten_param_spec().to_json(p); }
+
+json SatenCodec::param_schema() const { return saten_param_spec().schema(); }
+
+json SatenCodec::resolve(const json& p, int64_t rows, int64_t cols) const {
+  return saten_params_json(resolve_saten_params(p, rows, cols));
 }
 
 bool saten_in_out(const json& r) { return stored_in_out(r); }
 
-SatenFitOptions saten_fit_options(const json& r, int64_t d_out, int64_t d_in) {
+SatenFitOptions saten_fit_options(const SatenParams& r, int64_t d_out, int64_t d_in) {
   SatenFitOptions o;
   o.layout = layout_from_params(r, d_out, d_in);
-  if (r.contains("ranks")) o.ranks = r["ranks"].get<std::vector<int64_t>>();
-  o.eps = r.value("eps", 0.0);
-  o.sparsity = SparsitySpec::parse(r.value("sparsity", std::string("unstructured")), r.value("density", 0.0));
-  o.refine_rounds = r.value("refine_rounds", 3);
+  if (r.ranks) o.ranks = r.ranks->values;
+  o.eps = r.eps.value_or(0.0);
+  o.sparsity = SparsitySpec::parse(r.sparsity, r.density.value_or(0.0));
+  o.refine_rounds = static_cast<int>(r.refine_rounds);
   return o;
 }
 
-v1::CompressedTensor saten_to_proto(const SatenFactors& f, const json& resolved) {
-  const bool in_out = saten_in_out(resolved);
+v1::CompressedTensor saten_to_proto(const SatenFactors& f, const SatenParams& resolved, bool calibrated) {
+  const bool in_out = resolved.in_out();
   const auto& L = f.layout;
   v1::CompressedTensor t;
   t.set_method(std::string(kSatenMethod));
   t.add_shape(uint64_t(in_out ? L.d_in : L.d_out));
   t.add_shape(uint64_t(in_out ? L.d_out : L.d_in));
-  json used = resolved;
+  json used = saten_params_json(resolved);
   used["tt_ranks"] = f.tt.ranks;
+  if (calibrated) used["calibrated"] = true;
   t.set_params_json(used.dump());
   auto add = [&](v1::Array a) { t.add_arrays()->Swap(&a); };
   add(make_array<int64_t>("in_modes", std::vector<int64_t>{int64_t(L.in_modes.size())}, std::span<const int64_t>(L.in_modes)));
@@ -189,7 +156,7 @@ v1::CompressedTensor saten_to_proto(const SatenFactors& f, const json& resolved)
       shape = {f.tt.ranks[k], L.out_modes[k], L.in_modes[k], f.tt.ranks[k + 1]};
     add(make_array<float>("core_" + std::to_string(k), shape, std::span<const float>(f.tt.cores[k])));
   }
-  const SparsitySpec spec = SparsitySpec::parse(resolved.value("sparsity", std::string("unstructured")), resolved.value("density", 0.0));
+  const SparsitySpec spec = SparsitySpec::parse(resolved.sparsity, resolved.density.value_or(0.0));
   const auto& S = f.sparse;
   if (spec.kind == SparsityKind::NM) {
     if (!S.satisfies_nm(spec.n, spec.m)) throw Error("saten: sparse residual does not follow " + spec.str());
@@ -226,7 +193,7 @@ v1::CompressedTensor saten_to_proto(const SatenFactors& f, const json& resolved)
     add(make_array<float>("nm_values", std::vector<int64_t>{L.d_out, per_row}, std::span<const float>(vals)));
     add(make_array<uint8_t>("nm_index", std::vector<int64_t>{int64_t(meta.size())}, std::span<const uint8_t>(meta)));
   } else if (S.nnz() > 0) {
-    const int bits = resolved.value("index_bits", 0) == 32 || L.d_in > 65536 ? 32 : 16;
+    const int bits = resolved.index_bits == 32 || L.d_in > 65536 ? 32 : 16;
     const std::vector<int64_t> rp_shape{L.d_out + 1}, nnz_shape{S.nnz()};
     if (S.nnz() < (int64_t(1) << 32)) {
       std::vector<uint32_t> rp(S.row_ptr.begin(), S.row_ptr.end());
@@ -349,8 +316,9 @@ SatenFactors saten_from_proto(const v1::CompressedTensor& t) {
   return f;
 }
 
-v1::CompressedTensor SatenCodec::encode(ConstMatrixRef W, const json& r, const CodecContext& ctx) const {
-  const bool in_out = saten_in_out(r);
+v1::CompressedTensor SatenCodec::encode(ConstMatrixRef W, const json& resolved, const CodecContext& ctx) const {
+  const SatenParams r = resolve_saten_params(resolved, W.rows(), W.cols());
+  const bool in_out = r.in_out();
   const MatrixRM Wo = oriented(W, in_out);
   SatenFitOptions o = saten_fit_options(r, Wo.rows(), Wo.cols());
   o.on_round = [&](int round) {
@@ -369,10 +337,10 @@ MatrixRM SatenCodec::decode(const v1::CompressedTensor& t) const {
   return saten_in_out(p) ? MatrixRM(W.transpose()) : W;
 }
 
-v1::CompressedTensor saten_encode_calibrated(ConstMatrixRef W, const json& r, const MatrixRMd& C,
+v1::CompressedTensor saten_encode_calibrated(ConstMatrixRef W, const SatenParams& r, const MatrixRMd& C,
                                              const CalibrationOptions& cal, const CodecContext& ctx,
                                              CalibrationReport* report) {
-  const bool in_out = saten_in_out(r);
+  const bool in_out = r.in_out();
   const MatrixRM Wo = oriented(W, in_out);
   SatenFitOptions o = saten_fit_options(r, Wo.rows(), Wo.cols());
   o.on_round = [&](int) { ctx.check_cancel(); };
@@ -384,9 +352,7 @@ v1::CompressedTensor saten_encode_calibrated(ConstMatrixRef W, const json& r, co
     if (user_step) user_step(step);
   };
   const SatenFactors f = saten_fit_calibrated(Wo, C, o, c, report);
-  json used = r;
-  used["calibrated"] = true;
-  return saten_to_proto(f, used);
+  return saten_to_proto(f, r, true);
 }
 
 v1::CompressedTensor SatenCodec::encode_calibrated(ConstMatrixRef W, const json& resolved, const Calibration& cal,
@@ -395,16 +361,16 @@ v1::CompressedTensor SatenCodec::encode_calibrated(ConstMatrixRef W, const json&
   CalibrationOptions c;
   c.whitening = parse_whitening(cal.whitening);
   c.adam_steps = cal.adam_steps;
-  return saten_encode_calibrated(W, resolved, *cal.input_covariance, c, ctx);
+  return saten_encode_calibrated(W, resolve_saten_params(resolved, W.rows(), W.cols()), *cal.input_covariance, c, ctx);
 }
 
 std::vector<v1::Baseline> SatenCodec::own_baselines(ConstMatrixRef W, const json& resolved, uint64_t target_bytes,
                                                     size_t source_dtype_size) const {
-  return saten_baselines(W, resolved, target_bytes, source_dtype_size);
+  return saten_baselines(W, resolve_saten_params(resolved, W.rows(), W.cols()), target_bytes, source_dtype_size);
 }
 
-std::vector<v1::Baseline> saten_baselines(ConstMatrixRef W, const json& r, uint64_t target_bytes, size_t src_size) {
-  const bool in_out = saten_in_out(r);
+std::vector<v1::Baseline> saten_baselines(ConstMatrixRef W, const SatenParams& r, uint64_t target_bytes, size_t src_size) {
+  const bool in_out = r.in_out();
   const MatrixRM Wo = oriented(W, in_out);
   const int64_t d_out = Wo.rows(), d_in = Wo.cols();
   std::vector<v1::Baseline> out;
@@ -452,8 +418,9 @@ std::vector<v1::Baseline> saten_baselines(ConstMatrixRef W, const json& r, uint6
       f.layout = L;
       f.tt = tt;
       f.sparse = SparseResidual::empty(d_out, d_in);
-      json rr = r;
-      rr["sparsity"] = "none";
+      SatenParams rr = r;
+      rr.sparsity = "none";
+      rr.density.reset();
       const auto t = saten_to_proto(f, rr);
       uint64_t b = 16;
       for (const auto& a : t.arrays()) b += array_bytes(a);

@@ -3,8 +3,10 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "formats/array_pack.h"
+#include "methods/param_spec.h"
 
 namespace tsm {
 
@@ -60,36 +62,37 @@ int64_t rank_for_eps(const Eigen::VectorXd& sigma, double eps) {
   return std::max<int64_t>(k, 1);
 }
 
-json SvdCodec::param_schema() const {
-  return json::parse(R"JSON({"type": "object", "additionalProperties": false, "properties": {
-    "rank": {"type": "integer", "minimum": 1, "description": "kept singular values (default min(rows, cols) / 8)"},
-    "eps": {"type": "number", "minimum": 0, "maximum": 1, "description": "relative Frobenius error bound; picks the rank"}}})JSON");
+// ---- parameters ---------------------------------------------------------------------------------
+
+namespace {
+
+const ParamSpec<SvdParams>& svd_param_spec() {
+  static const ParamSpec<SvdParams> spec(std::string(kSvdMethod), {
+      integer_param("rank", &SvdParams::rank, 1, std::numeric_limits<int64_t>::max(),
+                    "kept singular values (default min(rows, cols) / 8)"),
+      number_param("eps", &SvdParams::eps, {0, 1}, "relative Frobenius error bound; picks the rank"),
+  });
+  return spec;
 }
 
-json SvdCodec::resolve(const json& p, int64_t rows, int64_t cols) const {
-  if (!p.is_null() && !p.is_object()) throw ParamError("params", "must be a JSON object");
+}  // namespace
+
+SvdParams resolve_svd_params(const json& params, int64_t rows, int64_t cols) {
   if (rows < 1 || cols < 1) throw ParamError("shape", "svd needs a non-empty matrix");
-  json out = json::object();
+  SvdParams p = svd_param_spec().parse(params);
   const int64_t p_max = std::min(rows, cols);
-  if (p.is_object()) {
-    for (auto it = p.begin(); it != p.end(); ++it)
-      if (it.key() != "rank" && it.key() != "eps") throw ParamError(it.key(), "unknown parameter for svd (known: rank, eps)");
-    if (p.contains("rank") && p.contains("eps")) throw ParamError("rank", "give either rank or eps, not both");
-    if (p.contains("rank")) {
-      if (!p["rank"].is_number_integer() || p["rank"].get<int64_t>() < 1 || p["rank"].get<int64_t>() > p_max)
-        throw ParamError("rank", "must be an integer in 1.." + std::to_string(p_max));
-      out["rank"] = p["rank"];
-      return out;
-    }
-    if (p.contains("eps")) {
-      if (!p["eps"].is_number() || !(p["eps"].get<double>() >= 0) || !(p["eps"].get<double>() <= 1))
-        throw ParamError("eps", "must be a number in [0, 1]");
-      out["eps"] = p["eps"];
-      return out;
-    }
-  }
-  out["rank"] = std::max<int64_t>(1, p_max / 8);
-  return out;
+  if (p.rank && p.eps) throw ParamError("rank", "give either rank or eps, not both");
+  if (p.rank && *p.rank > p_max) throw ParamError("rank", "must be an integer in 1.." + std::to_string(p_max));
+  if (!p.rank && !p.eps) p.rank = std::max<int64_t>(1, p_max / 8);
+  return p;
+}
+
+json svd_params_json(const SvdParams& p) { return svd_param_spec().to_json(p); }
+
+json SvdCodec::param_schema() const { return svd_param_spec().schema(); }
+
+json SvdCodec::resolve(const json& p, int64_t rows, int64_t cols) const {
+  return svd_params_json(resolve_svd_params(p, rows, cols));
 }
 
 v1::CompressedTensor SvdCodec::encode(ConstMatrixRef W, const json& r, const CodecContext& ctx) const {
@@ -97,16 +100,15 @@ v1::CompressedTensor SvdCodec::encode(ConstMatrixRef W, const json& r, const Cod
   GramSvd g = gram_svd(W);
   ctx.report(0.7);
   ctx.check_cancel();
-  const int64_t k = r.contains("rank") ? r["rank"].get<int64_t>() : rank_for_eps(g.sigma, r["eps"].get<double>());
+  const SvdParams P = resolve_svd_params(r, W.rows(), W.cols());
+  const int64_t k = P.rank ? *P.rank : rank_for_eps(g.sigma, *P.eps);
   MatrixRM L, R;
   svd_factors(W, g, k, L, R);
   v1::CompressedTensor t;
   t.set_method(std::string(kSvdMethod));
   t.add_shape(W.rows());
   t.add_shape(W.cols());
-  json used = r;
-  used["rank"] = L.cols();
-  t.set_params_json(used.dump());
+  t.set_params_json(svd_params_json({L.cols(), P.eps}).dump());
   const std::vector<int64_t> ls{L.rows(), L.cols()}, rs{R.rows(), R.cols()};
   t.add_arrays()->CopyFrom(make_array("left", DType::F32, ls, L.data(), L.size() * 4));
   t.add_arrays()->CopyFrom(make_array("right", DType::F32, rs, R.data(), R.size() * 4));

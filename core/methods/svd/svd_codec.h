@@ -4,6 +4,7 @@
 // Arrays: "left" f32 (rows, k), "right" f32 (k, cols). Params: rank k or eps (relative Frobenius).
 #pragma once
 #include <Eigen/Core>
+#include <optional>
 
 #include "methods/codec.h"
 
@@ -25,6 +26,15 @@ void svd_factors(ConstMatrixRef A, const GramSvd& g, int64_t k, MatrixRM& left, 
 int64_t rank_for_eps(const Eigen::VectorXd& sigma, double eps);
 
 inline constexpr std::string_view kSvdMethod = "svd";
+
+/// The parameters: exactly one of rank and eps once resolved (rank defaults to min(rows, cols) / 8).
+struct SvdParams {
+  std::optional<int64_t> rank;  ///< kept singular values, 1..min(rows, cols)
+  std::optional<double> eps;    ///< relative Frobenius error bound in [0, 1]; picks the rank
+};
+/// Validates params (JSON object or null) for a (rows, cols) matrix and fills the default.
+SvdParams resolve_svd_params(const json& params, int64_t rows, int64_t cols);
+json svd_params_json(const SvdParams& p);
 
 class SvdCodec : public Codec {
  public:

@@ -8,11 +8,13 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <queue>
 #include <string>
 
 #include "formats/array_pack.h"
+#include "methods/param_spec.h"
 #include "methods/tt_token/tt_token_limits.h"
 #include "common/tensor.h"
 #include "tt/small_tt_svd.h"
@@ -67,71 +69,54 @@ size_t offsets_size(int64_t rows, std::span<const int64_t> modes) {
   return static_cast<double>(rows) * static_cast<double>(token_elems(modes, fr)) < 4.0e9 ? 4 : 8;
 }
 
+const ParamSpec<TtTokenParams>& tt_param_spec() {
+  static const ParamSpec<TtTokenParams> spec(std::string(kTtTokenMethod), {
+      int_list_param("shape", &TtTokenParams::shape, 1,
+                     "modes n_1..n_m of each row (product = row length), or auto (balanced factorization)", "auto"),
+      integer_param("order", &TtTokenParams::order, 1, kMaxOrder, "number of modes for shape auto (default 3)"),
+      int_or_list_param("ranks", &TtTokenParams::ranks, 1, "fixed TT ranks r_1..r_{m-1} shared by all tokens (default 4 each)"),
+      number_param("eps", &TtTokenParams::eps, {0, 1}, "per-token relative error bound; ranks vary per token"),
+      number_param("ratio", &TtTokenParams::ratio, {0, std::numeric_limits<double>::infinity(), true},
+                   "dense f32 bytes / stored bytes; ranks allocated globally"),
+      choice_param("core_dtype", &TtTokenParams::core_dtype, {"f32", "f16", "bf16", "int8"}, "storage type of the cores",
+                   {{"float32", "f32"}, {"float16", "f16"}, {"bfloat16", "bf16"}, {"i8", "int8"}}),
+  });
+  return spec;
+}
+
 TtParams parse_params(const json& p, int64_t rows, int64_t cols) {
-  if (!p.is_object() && !p.is_null()) throw ParamError("params", "must be a JSON object");
   if (rows < 1 || cols < 1) throw ParamError("shape", "tt-token needs a non-empty (rows, cols) matrix");
-  static const char* known[] = {"shape", "order", "ranks", "eps", "ratio", "core_dtype"};
-  if (p.is_object())
-    for (auto it = p.begin(); it != p.end(); ++it)
-      if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return it.key() == k; }) == std::end(known))
-        throw ParamError(it.key(), "unknown parameter for tt-token (known: shape, order, ranks, eps, ratio, core_dtype)");
-  auto get = [&](const char* k) -> const json* { return p.is_object() && p.contains(k) && !p[k].is_null() ? &p[k] : nullptr; };
+  const TtTokenParams g = tt_param_spec().parse(p);
   TtParams t;
   // shape
-  int order = 3;
-  if (auto* o = get("order")) {
-    if (!o->is_number_integer() || o->get<int64_t>() < 1 || o->get<int64_t>() > kMaxOrder)
-      throw ParamError("order", "must be an integer in 1.." + std::to_string(kMaxOrder));
-    order = o->get<int>();
-  }
-  const json* s = get("shape");
-  if (!s || (s->is_string() && s->get<std::string>() == "auto")) {
-    t.shape = balanced_factorization(cols, order);
-  } else if (s->is_array()) {
-    if (get("order")) throw ParamError("order", "only applies with shape \"auto\"");
-    if (s->empty() || s->size() > kMaxOrder) throw ParamError("shape", "needs 1.." + std::to_string(kMaxOrder) + " modes");
-    for (const auto& v : *s) {
-      if (!v.is_number_integer()) throw ParamError("shape", "modes must be integers");
-      t.shape.push_back(v.get<int64_t>());
-    }
-    validate_shape(t.shape, cols);
+  if (!g.shape) {
+    t.shape = balanced_factorization(cols, static_cast<int>(g.order.value_or(3)));
   } else {
-    throw ParamError("shape", "must be a list of modes (e.g. [8, 8, 12]) or \"auto\"");
+    if (g.order) throw ParamError("order", "only applies with shape \"auto\"");
+    if (g.shape->size() > kMaxOrder) throw ParamError("shape", "needs 1.." + std::to_string(kMaxOrder) + " modes");
+    t.shape = *g.shape;
+    validate_shape(t.shape, cols);
   }
   const int m = static_cast<int>(t.shape.size());
   const auto fr = full_ranks(t.shape);
   // rank mode
-  int given = (get("ranks") ? 1 : 0) + (get("eps") ? 1 : 0) + (get("ratio") ? 1 : 0);
-  if (given > 1) throw ParamError("ranks", "give exactly one of ranks, eps, ratio");
-  if (get("eps")) {
+  if (int(g.ranks.has_value()) + int(g.eps.has_value()) + int(g.ratio.has_value()) > 1)
+    throw ParamError("ranks", "give exactly one of ranks, eps, ratio");
+  if (g.eps) {
     t.mode = TtParams::Eps;
-    const json& e = *get("eps");
-    if (!e.is_number() || !(e.get<double>() >= 0) || !(e.get<double>() <= 1))
-      throw ParamError("eps", "must be a number in [0, 1] (relative Frobenius error per token)");
-    t.eps = e.get<double>();
-  } else if (get("ratio")) {
+    t.eps = *g.eps;
+  } else if (g.ratio) {
     t.mode = TtParams::Ratio;
-    const json& r = *get("ratio");
-    if (!r.is_number() || !(r.get<double>() > 0) || !std::isfinite(r.get<double>()))
-      throw ParamError("ratio", "must be a positive number (dense f32 bytes / stored bytes)");
-    t.ratio = r.get<double>();
+    t.ratio = *g.ratio;
   } else {
     t.mode = TtParams::Ranks;
-    if (const json* r = get("ranks")) {
-      if (r->is_number_integer()) {
-        for (int k = 1; k < m; ++k) t.ranks.push_back(std::min(r->get<int64_t>(), fr[k]));
-        if (r->get<int64_t>() < 1) throw ParamError("ranks", "must be >= 1");
-      } else if (r->is_array()) {
-        if (static_cast<int>(r->size()) != m - 1)
-          throw ParamError("ranks", "needs " + std::to_string(m - 1) + " entries r_1..r_" + std::to_string(m - 1) + " for " +
-                                        std::to_string(m) + " modes, got " + std::to_string(r->size()));
-        for (const auto& v : *r) {
-          if (!v.is_number_integer()) throw ParamError("ranks", "must be integers");
-          t.ranks.push_back(v.get<int64_t>());
-        }
-      } else {
-        throw ParamError("ranks", "must be a list of integers (e.g. [4, 4]) or one integer");
-      }
+    if (g.ranks && g.ranks->scalar) {
+      for (int k = 1; k < m; ++k) t.ranks.push_back(std::min(g.ranks->values[0], fr[k]));
+    } else if (g.ranks) {
+      if (static_cast<int>(g.ranks->values.size()) != m - 1)
+        throw ParamError("ranks", "needs " + std::to_string(m - 1) + " entries r_1..r_" + std::to_string(m - 1) + " for " +
+                                      std::to_string(m) + " modes, got " + std::to_string(g.ranks->values.size()));
+      t.ranks = g.ranks->values;
     } else {
       for (int k = 1; k < m; ++k) t.ranks.push_back(std::min<int64_t>(4, fr[k]));
     }
@@ -150,15 +135,7 @@ TtParams parse_params(const json& p, int64_t rows, int64_t cols) {
                                       " must be <= r_{k-1} * n_k and <= n_{k+1} * r_{k+1} (inconsistent ranks)");
   }
   // storage dtype
-  if (const json* d = get("core_dtype")) {
-    if (!d->is_string()) throw ParamError("core_dtype", "must be one of f32, f16, bf16, int8");
-    std::string v = d->get<std::string>();
-    if (v == "f32" || v == "float32") t.dtype = DType::F32;
-    else if (v == "f16" || v == "float16") t.dtype = DType::F16;
-    else if (v == "bf16" || v == "bfloat16") t.dtype = DType::BF16;
-    else if (v == "int8" || v == "i8") t.dtype = DType::I8;
-    else throw ParamError("core_dtype", "'" + v + "' is not one of f32, f16, bf16, int8");
-  }
+  t.dtype = parse_dtype(g.core_dtype);
   if (t.mode == TtParams::Ratio) {
     RaggedCost rc{dtype_size(t.dtype), offsets_size(rows, t.shape), m, t.dtype == DType::I8};
     std::vector<int64_t> ones(m + 1, 1);
@@ -173,13 +150,13 @@ TtParams parse_params(const json& p, int64_t rows, int64_t cols) {
 }
 
 json to_json(const TtParams& t) {
-  json j;
-  j["shape"] = t.shape;
-  if (t.mode == TtParams::Ranks) j["ranks"] = t.ranks;
-  if (t.mode == TtParams::Eps) j["eps"] = t.eps;
-  if (t.mode == TtParams::Ratio) j["ratio"] = t.ratio;
-  j["core_dtype"] = dtype_param_name(t.dtype);
-  return j;
+  TtTokenParams g;
+  g.shape = t.shape;
+  if (t.mode == TtParams::Ranks) g.ranks = IntOrList{t.ranks, false};
+  if (t.mode == TtParams::Eps) g.eps = t.eps;
+  if (t.mode == TtParams::Ratio) g.ratio = t.ratio;
+  g.core_dtype = dtype_param_name(t.dtype);
+  return tt_param_spec().to_json(g);
 }
 
 // ---- core storage -------------------------------------------------------------------------------
@@ -291,21 +268,7 @@ std::string_view TtTokenCodec::summary() const {
   return "TensorSLM: every embedding row as its own tensor train (TT-SVD); fixed ranks, per-token eps, or a global size ratio";
 }
 
-json TtTokenCodec::param_schema() const {
-  return json::parse(R"JSON({
-    "type": "object", "additionalProperties": false,
-    "properties": {
-      "shape": {"oneOf": [{"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
-                          {"const": "auto"}], "default": "auto",
-                "description": "modes n_1..n_m of each row (product = row length), or auto (balanced factorization)"},
-      "order": {"type": "integer", "minimum": 1, "maximum": 32, "default": 3, "description": "number of modes for shape auto"},
-      "ranks": {"oneOf": [{"type": "array", "items": {"type": "integer", "minimum": 1}}, {"type": "integer", "minimum": 1}],
-                "description": "fixed TT ranks r_1..r_{m-1} shared by all tokens (default 4 each)"},
-      "eps": {"type": "number", "minimum": 0, "maximum": 1, "description": "per-token relative error bound; ranks vary per token"},
-      "ratio": {"type": "number", "exclusiveMinimum": 0, "description": "dense f32 bytes / stored bytes; ranks allocated globally"},
-      "core_dtype": {"enum": ["f32", "f16", "bf16", "int8"], "default": "f32"}
-    }})JSON");
-}
+json TtTokenCodec::param_schema() const { return tt_param_spec().schema(); }
 
 json TtTokenCodec::resolve(const json& params, int64_t rows, int64_t cols) const {
   return to_json(parse_params(params, rows, cols));

@@ -9,14 +9,27 @@
 //   int8 cores   : plus "scales" f32 (V, m): value = int8 * scales[t, k] (symmetric, per token and core)
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "methods/codec.h"
+#include "methods/param_spec.h"
 #include "common/dtype.h"
 
 namespace tsm {
+
+/// The parameters (their JSON Schema and parse come from one description in tt_token_codec.cpp).
+/// Resolved: shape set, order absent, exactly one of ranks (a list), eps, ratio; core_dtype canonical.
+struct TtTokenParams {
+  std::optional<std::vector<int64_t>> shape;  ///< modes n_1..n_m (product = row length); absent: "auto"
+  std::optional<int64_t> order;               ///< modes for shape auto, 1..32 (3 when absent)
+  std::optional<IntOrList> ranks;             ///< r_1..r_{m-1}, or one value for all (default 4 each)
+  std::optional<double> eps;                  ///< per-token relative Frobenius error bound, [0, 1]
+  std::optional<double> ratio;                ///< dense f32 bytes / stored bytes, > 0
+  std::string core_dtype = "f32";             ///< f32 | f16 | bf16 | int8
+};
 
 /// The tt-token codec. Params: {shape: [n_1..n_m] | "auto", order: m (for auto, default 3),
 /// exactly one of ranks: [r_1..r_{m-1}] | eps: E | ratio: R (default ranks [4, ...]),
