@@ -14,6 +14,7 @@
 #include "common/atomic_file.h"
 #include "model/model_config.h"
 #include "methods/method_table.h"
+#include "pipeline/artifact_builder.h"
 #include "pipeline/metrics_json.h"
 #include "pipeline/model_artifact.h"
 #include "common/error.h"
@@ -64,12 +65,16 @@ void run(const CompressModelArgs& a) {
   CodecContext ctx;
   const bool tty = !a.json_out && ::isatty(2);
   if (tty) ctx.progress = [](double p) { std::fprintf(stderr, "\rcompressing %5.1f%%", 100.0 * p); };
-  const v1::Artifact art = build_model_artifact(model, a.tensors, a.method, params, ctx, source_sha256(a.dir), opt);
+  BuildTimings timings;
+  const v1::Artifact art = build_model_artifact(model, a.tensors, a.method, params, ctx, source_sha256(a.dir), opt, &timings);
   if (tty) std::fprintf(stderr, "\r%*s\r", 24, "");
   const std::string sha = write_artifact(a.out, art);
 
   if (a.json_out) {
     json j = artifact_report_json(art);
+    for (size_t i = 0; i < j["tensors"].size() && i < timings.tensor_seconds.size(); ++i)
+      j["tensors"][i]["metrics"]["seconds"] = timings.tensor_seconds[i];  // measured, not stored in the artifact
+    j["total"]["seconds"] = timings.total_seconds();
     j["path"] = a.out;
     j["sha256"] = sha;
     std::cout << j.dump(2) << "\n";

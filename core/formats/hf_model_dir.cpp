@@ -146,6 +146,10 @@ std::string detect_format(std::span<const std::byte> head) {
     if (len >= 2 && len <= 100'000'000ull && p[8] == '{') return "safetensors";
   }
   if (n >= 262 && std::memcmp(p + 257, "ustar", 5) == 0) return "tar";
+  // Compressed streams are only ever tar archives here (libarchive reads the filter and checks).
+  if (n >= 3 && p[0] == 0x1F && p[1] == 0x8B && p[2] == 0x08) return "tar";                  // gzip
+  if (n >= 6 && std::memcmp(p, "\xFD" "7zXZ\x00", 6) == 0) return "tar";                    // xz
+  if (n >= 4 && std::memcmp(p, "\x28\xB5\x2F\xFD", 4) == 0) return "tar";                  // zstd
   size_t i = 0;
   if (n >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF) i = 3;  // UTF-8 BOM
   while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) ++i;

@@ -39,8 +39,8 @@ class HfModelDir {
   std::map<std::string, const Tensor*, std::less<>> index_;  ///< name -> tensor inside one of shards_
 };
 
-/// What a path or an upload holds, detected from the first bytes: "npy", "safetensors", "tar",
-/// "json" or "" when unknown. 16 bytes are enough for npy/safetensors/json; tar needs 262 (ustar magic at 257).
+/// What a path or an upload holds, detected from the first bytes: "npy", "safetensors", "tar" (also
+/// a gzip, xz or zstd stream, which only a compressed tar may be), "json" or "" when unknown. 16 bytes are enough for npy/safetensors/json; tar needs 262 (ustar magic at 257).
 std::string detect_format(std::span<const std::byte> head);
 
 /// Loads one 2-D-able tensor from a .npy, a .safetensors or an HF model directory. `name` picks the

@@ -65,7 +65,6 @@ json artifact_report_json(const v1::Artifact& a) {
   }
   json j = {{"format_version", a.format_version()},
             {"generator", a.generator()},
-            {"created_unix", a.created_unix()},
             {"source_sha256", a.source_sha256()},
             {"method", a.method()},
             {"params", parse_params(a.params_json())},
@@ -74,6 +73,7 @@ json artifact_report_json(const v1::Artifact& a) {
             {"has_config", !a.config_json().empty()},
             {"has_tokenizer", !a.tokenizer_json().empty()},
             {"total", metrics_to_json(a.total())}};
+  if (a.created_unix() != 0) j["created_unix"] = a.created_unix();  // artifacts written before deterministic ones
   j["config_bytes"] = a.config_json().size();        // shown apart from the tensors' ratio
   j["tokenizer_bytes"] = a.tokenizer_json().size();
   if (a.has_quality()) j["quality"] = quality_to_json(a.quality());

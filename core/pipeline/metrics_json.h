@@ -18,7 +18,7 @@ json metrics_to_json(const ::tensorslm::v1::Metrics& m);
 json baseline_to_json(const ::tensorslm::v1::Baseline& b);
 /// {name, method, shape, source_dtype, params, arrays: [{name, dtype, shape, bytes}], metrics, baselines: [...]}
 json tensor_report_json(const ::tensorslm::v1::CompressedTensor& t);
-/// {format_version, generator, created_unix, source_sha256, method, params, tensors: [tensor_report_json],
+/// {format_version, generator, created_unix (only when set: older artifacts), source_sha256, method, params, tensors: [tensor_report_json],
 ///  passthrough: {count, bytes, names}, has_config, has_tokenizer, config_bytes, tokenizer_bytes, total,
 ///  quality (when present)}
 json artifact_report_json(const ::tensorslm::v1::Artifact& a);

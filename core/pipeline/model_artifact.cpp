@@ -183,10 +183,10 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
 
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
                                   const json& params, const CodecContext& ctx, const std::string& source_sha256,
-                                  const ModelArtifactOptions& opt) {
+                                  const ModelArtifactOptions& opt, BuildTimings* timings) {
   const ModelPlan plan = plan_model_artifact(model, tensor_regex, method, params, opt);
   json job = {{"tensors", tensor_regex}, {"params", params.is_null() ? json::object() : params}};
-  return build_model_artifact(model, plan, ctx, source_sha256, opt, job);
+  return build_model_artifact(model, plan, ctx, source_sha256, opt, job, timings);
 }
 
 v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan, const CodecContext& ctx,

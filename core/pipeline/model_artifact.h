@@ -87,7 +87,7 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
                                   const json& params, const CodecContext& ctx, const std::string& source_sha256);
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
                                   const json& params, const CodecContext& ctx, const std::string& source_sha256,
-                                  const ModelArtifactOptions& opt);
+                                  const ModelArtifactOptions& opt, BuildTimings* timings = nullptr);
 
 /// Compresses the tensors of `plan` (each with its own method and resolved params); `job` is recorded
 /// as the artifact's params_json (calibration added when it ran). Like build_artifact, the artifact

@@ -48,6 +48,7 @@ const char* perm_scope(Perm p) {
     case Perm::Read: return "ci";
     case Perm::Models: return "ci or device";
     case Perm::PostReports: return "device";
+    case Perm::Metrics: return "metrics or admin";
     default: return "admin";
   }
 }

@@ -165,6 +165,10 @@ TEST(DetectFormat, ByMagicBytes) {
   std::memcpy(tar.data(), "model/config.json", 17);
   std::memcpy(tar.data() + 257, "ustar\0" "00", 8);
   EXPECT_EQ(detect_format(as_bytes(tar)), "tar");
+  EXPECT_EQ(detect_format(as_bytes(std::string("\x1F\x8B\x08\x00\x00\x00", 6))), "tar");  // .tar.gz
+  EXPECT_EQ(detect_format(as_bytes(std::string("\xFD" "7zXZ\x00\x00", 7))), "tar");          // .tar.xz
+  EXPECT_EQ(detect_format(as_bytes(std::string("\x28\xB5\x2F\xFD\x00", 5))), "tar");        // .tar.zst
+  EXPECT_EQ(detect_format(as_bytes(std::string("\x1F\x8B", 2))), "");                       // too short to tell
   EXPECT_EQ(detect_format(as_bytes("PK\x03\x04 zip file")), "");
   EXPECT_EQ(detect_format(as_bytes("")), "");
 }

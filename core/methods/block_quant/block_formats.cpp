@@ -22,8 +22,10 @@ constexpr int kQK = 32;
 
 constexpr int kQK_K = kquant::kQK_K;
 
-// In BlockType order.
-const BlockFormat kFormats[] = {
+// In BlockType order. constexpr, so it is constant-initialized: the codecs of the method table read
+// it during static initialization of another translation unit (with plain const, GCC initializes it
+// dynamically, and the table's codecs would see zeros depending on link order).
+constexpr BlockFormat kFormats[] = {
     {BlockType::kQ8_0, "q8_0", kQK, 34, 255, false, kQK},
     {BlockType::kQ4_0, "q4_0", kQK, 18, 16, false, kQK},
     {BlockType::kQ4_1, "q4_1", kQK, 20, 16, true, kQK},

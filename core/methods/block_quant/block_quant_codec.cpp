@@ -25,51 +25,36 @@ int64_t row_bytes_of(BlockType t, int64_t n) { return padded(t, n) / block_forma
 
 }  // namespace
 
-BlockQuantCodec::BlockQuantCodec(BlockType t) : type_(t) {
+BlockQuantCodec::BlockQuantCodec(BlockType t) : type_(t), spec_(block_quant_param_spec(std::string(block_format(t).name))) {
   const BlockFormat& f = block_format(t);
   const std::string bits = std::to_string(f.bytes * 8.0 / f.values).substr(0, 4) + " bits/weight), ";
   if (f.values == f.sub_values)
     summary_ = "llama.cpp " + std::string(f.name) + ": blocks of 32 inputs, " + std::to_string(f.bytes) + " bytes (" + bits +
                (f.has_min ? "scale and minimum" : "one scale") + " per block; optional GPTQ calibration";
   else
-    summary_ = "llama.cpp " + std::string(f.name) + " (k-quant): super-blocks of 256 inputs, " + std::to_string(f.bytes) +
+    summary_ = "llama.cpp " + std::string(f.name.substr(0, 3)) + "K (k-quant): super-blocks of 256 inputs, " + std::to_string(f.bytes) +
                " bytes (" + bits + std::to_string(f.values / f.sub_values) + " sub-blocks of " + std::to_string(f.sub_values) +
                " with quantized " + (f.has_min ? "scales and minimums" : "scales") + "; optional GPTQ calibration";
 }
 
-json BlockQuantCodec::param_schema() const {
-  return json::parse(R"JSON({
-    "type": "object", "additionalProperties": false,
-    "properties": {
-      "orientation": {"enum": ["out_in", "in_out"], "default": "out_in",
-                      "description": "in_out: the tensor is stored (in, out) (GPT-2 Conv1D); blocks run along the inputs either way"},
-      "calibration": {"enum": ["none", "gptq"], "default": "none",
-                      "description": "gptq: error feedback in the norm of the layer's inputs (arXiv 2210.17323); needs a whole-model job with calibrate"}
-    }})JSON");
+ParamSpec<BlockQuantParams> block_quant_param_spec(std::string method) {
+  return ParamSpec<BlockQuantParams>(std::move(method), {
+      choice_param("orientation", &BlockQuantParams::orientation, {"out_in", "in_out"},
+                   "in_out: the tensor is stored (in, out) (GPT-2 Conv1D); blocks run along the inputs either way"),
+      choice_param("calibration", &BlockQuantParams::calibration, {"none", "gptq"},
+                   "gptq: error feedback in the norm of the layer's inputs (arXiv 2210.17323); needs a whole-model job with calibrate"),
+  });
 }
+
+json BlockQuantCodec::param_schema() const { return spec_.schema(); }
 
 json BlockQuantCodec::resolve(const json& p, int64_t rows, int64_t cols) const {
-  if (!p.is_null() && !p.is_object()) throw ParamError("params", "must be a JSON object");
-  json out = {{"orientation", "out_in"}, {"calibration", "none"}};
-  if (p.is_object())
-    for (auto it = p.begin(); it != p.end(); ++it) {
-      const std::string& k = it.key();
-      if (k == "orientation") {
-        if (!it->is_string() || (*it != "out_in" && *it != "in_out")) throw ParamError(k, "must be out_in or in_out");
-      } else if (k == "calibration") {
-        if (!it->is_string() || (*it != "none" && *it != "gptq")) throw ParamError(k, "must be none or gptq");
-      } else {
-        throw ParamError(k, "unknown parameter (" + std::string(name()) + " takes orientation, calibration)");
-      }
-      out[k] = *it;
-    }
+  const BlockQuantParams r = spec_.parse(p);
   if (rows < 1 || cols < 1) throw ParamError("shape", "needs a non-empty matrix");
-  return out;
+  return spec_.to_json(r);
 }
 
-bool BlockQuantCodec::needs_calibration(const json& r) const {
-  return r.value("calibration", std::string("none")) != "none";
-}
+bool BlockQuantCodec::needs_calibration(const json& r) const { return spec_.parse(r).calibration != "none"; }
 
 v1::CompressedTensor BlockQuantCodec::encode(ConstMatrixRef W, const json& r, const CodecContext& ctx) const {
   if (needs_calibration(r))

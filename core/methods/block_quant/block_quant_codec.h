@@ -15,8 +15,16 @@
 
 #include "methods/block_quant/block_formats.h"
 #include "methods/codec.h"
+#include "methods/param_spec.h"
 
 namespace tsm {
+
+/// The parameters of every block type (schema and parse from one description in the .cpp).
+struct BlockQuantParams {
+  std::string orientation = "out_in";  ///< in_out: stored (in, out) as GPT-2 Conv1D
+  std::string calibration = "none";    ///< none | gptq
+};
+ParamSpec<BlockQuantParams> block_quant_param_spec(std::string method);
 
 class BlockQuantCodec : public Codec {
  public:
@@ -38,6 +46,7 @@ class BlockQuantCodec : public Codec {
   v1::CompressedTensor encode_with(ConstMatrixRef W, const json& resolved, const MatrixRMd* H, const CodecContext& ctx) const;
   BlockType type_;
   std::string summary_;
+  ParamSpec<BlockQuantParams> spec_;
 };
 
 /// The dense (out, in) rows of a block-quantized tensor (orientation undone by decode()).
