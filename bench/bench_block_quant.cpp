@@ -1,5 +1,5 @@
 // Block quantization throughput per type (methods/block_quant): quantize and dequantize of a
-// 4096 x 4096 f32 matrix (the k-quants: 1024 x 4096, their reference quantizer being ~50x slower),
+// 4096 x 4096 f32 matrix (the k-quants: 1024 x 4096, their reference quantizer being 10-20x slower),
 // one thread, bytes of f32 input (or output) per second. The target is >= 1 GB/s of f32
 // input per core for q8_0 and q4_0.
 //   build/release/bin/bench_block_quant --benchmark_format=json

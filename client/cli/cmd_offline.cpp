@@ -120,7 +120,8 @@ std::vector<std::string> metrics_row(const std::string& method, const std::strin
 }
 
 /// The result and its baselines side by side, plus a plain-words note when a baseline is at least as
-/// small and more accurate (the honest comparison the user must see).
+/// small with a lower weight error; weight error does not rank methods by model quality (svd can beat
+/// tt-token on it and lose in KL), so the note points to the model-level comparison.
 void print_comparison(std::ostream& os, const v1::CompressedTensor& t) {
   std::vector<std::vector<std::string>> rows{{"method", "params", "bytes", "ratio", "rel_error", "cos_mean", "cos_p01", "cos_min", "max_abs"}};
   rows.push_back(metrics_row(t.method() + " *", compact(t.params_json(), 60), t.metrics()));
@@ -133,8 +134,13 @@ void print_comparison(std::ostream& os, const v1::CompressedTensor& t) {
     const auto& bm = b.metrics();
     if (static_cast<double>(bm.stored_bytes()) <= 1.01 * static_cast<double>(tm.stored_bytes()) && bm.rel_error() < tm.rel_error())
       os << "  note: " << b.method() << " at " << bm.stored_bytes() << " bytes (this result: " << tm.stored_bytes()
-         << ") is more accurate: rel_error " << fmt("%.4g", bm.rel_error()) << " < " << fmt("%.4g", tm.rel_error()) << "\n";
+         << ") has a lower weight error: rel_error " << fmt("%.4g", bm.rel_error()) << " < " << fmt("%.4g", tm.rel_error()) << "\n";
   }
+  os << "  (weight error is not model quality: `tensorslm eval MODEL_DIR --artifact OUT.tsm --compare` judges by KL)\n";
+  if (tm.ratio_f32() < 1.0)
+    os << "  warning: " << tm.stored_bytes() << " bytes is larger than the dense f32 tensor (" << tm.dense_f32_bytes() << ")\n";
+  else if (tm.ratio_f32() < 2.0)
+    os << "  warning: " << tm.stored_bytes() << " bytes is larger than fp16 of this tensor (" << tm.dense_f32_bytes() / 2 << ")\n";
 }
 
 std::string shape_text(const google::protobuf::RepeatedField<uint64_t>& s) {

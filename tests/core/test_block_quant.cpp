@@ -667,6 +667,33 @@ TEST(BlockFormats, KQuantZeroAndConstantBlocks) {
   }
 }
 
+// The AVX2 candidate searches (8 candidate scales per instruction) against the scalar loops, which
+// are what aarch64 and other builds run: the same bytes on every input kind (Gaussian, heavy
+// tails, offsets, zeros, tiny and huge scales).
+TEST(BlockFormats, KQuantSimdSearchesMatchPortable) {
+#if !defined(__AVX2__)
+  GTEST_SKIP() << "built without AVX2: the portable searches are the only ones";
+#endif
+  std::mt19937 rng(12);
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> x(256);
+  for (BlockType t : kK) {
+    std::vector<uint8_t> simd(size_t(block_format(t).bytes)), portable(simd.size());
+    for (int trial = 0; trial < 400; ++trial) {
+      const float scale = std::pow(10.f, float(trial % 11) - 5);
+      for (int j = 0; j < 256; ++j) {
+        float v = trial % 3 == 0 ? nd(rng) : trial % 3 == 1 ? nd(rng) * nd(rng) * nd(rng) : std::fabs(nd(rng));
+        if (trial % 4 == 0) v += 0.8f;
+        if (trial % 7 == 0 && j % 37 < 9) v = 0;
+        x[j] = v * scale;
+      }
+      kquant::quantize_superblock(t, x.data(), simd.data(), false);
+      kquant::quantize_superblock(t, x.data(), portable.data(), true);
+      ASSERT_EQ(simd, portable) << name_of(t) << " trial " << trial;
+    }
+  }
+}
+
 TEST(BlockFormats, KQuantRowLengthMustBeWholeSuperBlocks) {
   std::vector<float> x(300);
   std::vector<uint8_t> out(1000);

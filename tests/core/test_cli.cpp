@@ -128,6 +128,12 @@ TEST_F(Cli, ReadsSafetensorsAndModelDirectories) {
   ASSERT_EQ(h.rc, 0) << h.err;
   EXPECT_NE(h.out.find("note: fp16 at"), std::string::npos) << h.out;
   EXPECT_NE(h.out.find("int8-row"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("weight error is not model quality"), std::string::npos) << h.out;
+  EXPECT_EQ(h.out.find("warning:"), std::string::npos) << h.out;  // 2x: not larger than fp16
+  // Full ranks store more than the dense tensor: the output says so.
+  Result big = run("compress '" + std::string(TSM_FIXTURES_DIR) + "/gpt2-tiny' --shape 8,8 --ranks 8 --no-baselines -o big.tsm");
+  ASSERT_EQ(big.rc, 0) << big.err;
+  EXPECT_NE(big.out.find("warning:"), std::string::npos) << big.out;
   // Export: the cores as named tensors readable by any safetensors reader.
   Result x = run("export g.tsm -o g.safetensors");
   ASSERT_EQ(x.rc, 0) << x.err;

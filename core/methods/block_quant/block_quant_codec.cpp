@@ -42,7 +42,8 @@ ParamSpec<BlockQuantParams> block_quant_param_spec(std::string method) {
       choice_param("orientation", &BlockQuantParams::orientation, {"out_in", "in_out"},
                    "in_out: the tensor is stored (in, out) (GPT-2 Conv1D); blocks run along the inputs either way"),
       choice_param("calibration", &BlockQuantParams::calibration, {"none", "gptq"},
-                   "gptq: error feedback in the norm of the layer's inputs (arXiv 2210.17323); needs a whole-model job with calibrate"),
+                   "gptq: error feedback in the norm of the layer's inputs (arXiv 2210.17323; k-types also refit sub-block scales "
+                   "weighted by the inputs' energy, as llama.cpp's imatrix); needs a whole-model job with calibrate"),
   });
 }
 

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "common/dtype.h"
 #include "common/error.h"
@@ -47,9 +50,90 @@ inline int nearest_int(float fval) {
 
 inline int nearest_int_clamped(float fval) { return nearest_int(std::clamp(fval, -4194303.f, 4194303.f)); }
 
+#if defined(__AVX2__)
+// The candidate searches of make_qx_quants and make_qkx2_quants, 8 candidate scales per pass: lane c
+// evaluates one candidate with exactly the scalar loop's float operations in the scalar loop's order
+// (each a separate mul or add: this file does not contract to FMA), so its sums, scale, min and
+// error are bit-identical to the scalar loop's; the choice among candidates then runs in order, as
+// ggml's loop does. Bytes equal the portable path's (tested).
+
+/// nearest_int on 8 lanes: the same float add and bit arithmetic.
+inline __m256i nearest_int8(__m256 v) {
+  const __m256i bits = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12582912.f)));
+  return _mm256_sub_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
+}
+
+constexpr int kMaxCandidates = 40;  // ggml's searches: at most 37 (nstep 36)
+
+/// Per-candidate results of one search: lane order = candidate order.
+struct Candidates {
+  alignas(32) float a[kMaxCandidates];  ///< qx: sumlx; qkx2: scale
+  alignas(32) float b[kMaxCandidates];  ///< qx: suml2; qkx2: min
+  alignas(32) float c[kMaxCandidates];  ///< qkx2: weighted error (mad)
+  uint8_t ok[kMaxCandidates / 8];        ///< qkx2: bit c of pass p: D > 0 for candidate 8p + c
+  alignas(32) int32_t L[kMaxCandidates / 8][32][8];  ///< codes: [pass][value][lane]
+};
+
+/// make_qx_quants' candidates iscale[k] (count of them) for n <= 32 values with weights w.
+void qx_candidates_avx2(int n, int nmax, const float* x, const float* w, const float* iscale, int count, Candidates& out) {
+  const __m256i lo = _mm256_set1_epi32(-nmax), hi = _mm256_set1_epi32(nmax - 1);
+  for (int p = 0; p * 8 < count; ++p) {
+    const __m256 is = _mm256_load_ps(iscale + 8 * p);
+    __m256 sumlx = _mm256_setzero_ps(), suml2 = _mm256_setzero_ps();
+    for (int i = 0; i < n; ++i) {
+      const __m256i l = _mm256_max_epi32(lo, _mm256_min_epi32(hi, nearest_int8(_mm256_mul_ps(is, _mm256_set1_ps(x[i])))));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out.L[p][i]), l);
+      const __m256 lf = _mm256_cvtepi32_ps(l);
+      sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_set1_ps(w[i] * x[i]), lf));        // w * x * l
+      suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(w[i]), lf), lf));  // w * l * l
+    }
+    _mm256_store_ps(out.a + 8 * p, sumlx);
+    _mm256_store_ps(out.b + 8 * p, suml2);
+  }
+}
+
+/// make_qkx2_quants' candidates iscale[k] (count of them) for n <= 32 values.
+void qkx2_candidates_avx2(int n, int nmax, const float* x, const float* weights, float min, float sum_w, float sum_x,
+                          bool use_mad, const float* iscale, int count, Candidates& out) {
+  const __m256i zero = _mm256_setzero_si256(), top = _mm256_set1_epi32(nmax);
+  const __m256 vsum_w = _mm256_set1_ps(sum_w), vsum_x = _mm256_set1_ps(sum_x), sign = _mm256_set1_ps(-0.f);
+  __m256 lf[32];
+  for (int p = 0; p * 8 < count; ++p) {
+    const __m256 is = _mm256_load_ps(iscale + 8 * p);
+    __m256 sum_l = _mm256_setzero_ps(), sum_l2 = _mm256_setzero_ps(), sum_xl = _mm256_setzero_ps();
+    for (int i = 0; i < n; ++i) {
+      const __m256i l = _mm256_max_epi32(zero, _mm256_min_epi32(top, nearest_int8(_mm256_mul_ps(is, _mm256_set1_ps(x[i] - min)))));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out.L[p][i]), l);
+      lf[i] = _mm256_cvtepi32_ps(l);
+      const __m256 wl = _mm256_mul_ps(_mm256_set1_ps(weights[i]), lf[i]);
+      sum_l = _mm256_add_ps(sum_l, wl);
+      sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, lf[i]));
+      sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, _mm256_set1_ps(x[i])));
+    }
+    const __m256 D = _mm256_sub_ps(_mm256_mul_ps(vsum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+    __m256 scale = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(vsum_w, sum_xl), _mm256_mul_ps(vsum_x, sum_l)), D);
+    __m256 mn = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sum_l2, vsum_x), _mm256_mul_ps(sum_l, sum_xl)), D);
+    const __m256 pos = _mm256_cmp_ps(mn, _mm256_setzero_ps(), _CMP_GT_OQ);  // this_min > 0: 0, scale sum_xl / sum_l2
+    mn = _mm256_andnot_ps(pos, mn);
+    scale = _mm256_blendv_ps(scale, _mm256_div_ps(sum_xl, sum_l2), pos);
+    __m256 mad = _mm256_setzero_ps();
+    for (int i = 0; i < n; ++i) {
+      __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, lf[i]), mn), _mm256_set1_ps(x[i]));
+      diff = use_mad ? _mm256_andnot_ps(sign, diff) : _mm256_mul_ps(diff, diff);
+      mad = _mm256_add_ps(mad, _mm256_mul_ps(_mm256_set1_ps(weights[i]), diff));
+    }
+    _mm256_store_ps(out.a + 8 * p, scale);
+    _mm256_store_ps(out.b + 8 * p, mn);
+    _mm256_store_ps(out.c + 8 * p, mad);
+    out.ok[p] = static_cast<uint8_t>(_mm256_movemask_ps(_mm256_cmp_ps(D, _mm256_setzero_ps(), _CMP_GT_OQ)));
+  }
+}
+#endif
+
 /// make_qx_quants with rmse_type 1: the scale of n values for symmetric codes -nmax..nmax-1,
 /// L = code + nmax, in the weights qw (ggml's quant weights; null: x^2). q6_k's sub-block fit.
-float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw = nullptr) {
+/// simd: the AVX2 candidate search where built (same result).
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw = nullptr, bool simd = true) {
   float max = 0, amax = 0;
   for (int i = 0; i < n; ++i) {
     const float ax = std::fabs(x[i]);
@@ -74,6 +158,26 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw
   }
   float scale = suml2 ? sumlx / suml2 : 0.0f;
   float best = scale * sumlx;
+#if defined(__AVX2__)
+  if (simd) {
+    alignas(32) float isc[24] = {}, w[32];
+    int count = 0;
+    for (int is = -9; is <= 9; ++is)
+      if (is != 0) isc[count++] = -(nmax + 0.1f * is) / max;
+    for (int i = 0; i < n; ++i) w[i] = qw ? qw[i] : x[i] * x[i];
+    Candidates c;
+    qx_candidates_avx2(n, nmax, x, w, isc, count, c);
+    for (int k = 0; k < count; ++k) {
+      const float slx = c.a[k], sl2 = c.b[k];
+      if (sl2 > 0 && slx * slx > best * sl2) {
+        for (int i = 0; i < n; ++i) L[i] = static_cast<int8_t>(nmax + c.L[k / 8][i][k % 8]);
+        scale = slx / sl2;
+        best = scale * slx;
+      }
+    }
+    return scale;
+  }
+#endif
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     iscale = -(nmax + 0.1f * is) / max;
@@ -153,7 +257,7 @@ float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
 /// 0..nmax, searching nstep + 1 candidate scales around (max - min) / nmax and refitting each by
 /// weighted least squares (weighted absolute or squared error).
 float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min, uint8_t* Laux,
-                       float rmin, float rdelta, int nstep, bool use_mad) {
+                       float rmin, float rdelta, int nstep, bool use_mad, bool simd = true) {
   float min = x[0], max = x[0];
   float sum_w = weights[0];
   float sum_x = sum_w * x[0];
@@ -185,6 +289,37 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, ui
     *the_min = -min;
     return scale;
   }
+#if defined(__AVX2__)
+  if (simd && nstep < kMaxCandidates) {
+    // Candidate is depends on the min of the last accepted candidate (iscale and x - min use it), so
+    // the candidates after an acceptance that moves the min are evaluated again with the new min.
+    alignas(32) float isc[kMaxCandidates];
+    Candidates c;
+    int first = 0;
+    while (first <= nstep) {  // windows of 8 candidates: an acceptance that moves the min costs one
+      const int count = std::min(8, nstep + 1 - first);
+      for (int k = 0; k < count; ++k) isc[k] = (rmin + rdelta * (first + k) + nmax) / (max - min);
+      for (int k = count; k < 8; ++k) isc[k] = 0;
+      qkx2_candidates_avx2(n, nmax, x, weights, min, sum_w, sum_x, use_mad, isc, count, c);
+      int next = first + count;
+      for (int k = 0; k < count; ++k) {
+        if (!((c.ok[k / 8] >> (k % 8)) & 1) || !(c.c[k] < best_mad)) continue;
+        for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(c.L[k / 8][i][k % 8]);
+        best_mad = c.c[k];
+        scale = c.a[k];
+        const bool moved = !(c.b[k] == min);
+        min = c.b[k];
+        if (moved) {
+          next = first + k + 1;
+          break;
+        }
+      }
+      first = next;
+    }
+    *the_min = -min;
+    return scale;
+  }
+#endif
   for (int is = 0; is <= nstep; ++is) {
     iscale = (rmin + rdelta * is + nmax) / (max - min);
     float sum_l = 0, sum_l2 = 0, sum_xl = 0;
@@ -278,14 +413,14 @@ void set_header(BlockParams& p, float d, float dmin) {
 
 // ---- phase 1 per type (quantize_row_q*_K_ref up to the requantization) --------------------------
 
-void fit_q2_k(const float* x, BlockParams& p, uint8_t* L) {
+void fit_q2_k(const float* x, BlockParams& p, uint8_t* L, bool simd) {
   uint8_t Laux[16];
   float weights[16], mins[16], scales[16];
   const float q4scale = 15.f;
   float max_scale = 0, max_min = 0;  // as we are deducting the min, scales are always positive
   for (int j = 0; j < 16; ++j) {
     for (int l = 0; l < 16; ++l) weights[l] = std::fabs(x[16 * j + l]);
-    scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true);
+    scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true, simd);
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -337,7 +472,7 @@ void fit_q3_k(const float* x, BlockParams& p, uint8_t* Lout) {
 }
 
 /// q4_k (nmax 15) and q5_k (nmax 31): 8 sub-blocks of 32 with 6-bit scales and mins.
-void fit_q45_k(const float* x, BlockParams& p, uint8_t* L, int nmax, float rmin, float rdelta, int nstep) {
+void fit_q45_k(const float* x, BlockParams& p, uint8_t* L, int nmax, float rmin, float rdelta, int nstep, bool simd) {
   uint8_t Laux[32];
   float weights[32], mins[8], scales[8];
   float max_scale = 0, max_min = 0;  // as we are deducting the min, scales are always positive
@@ -346,7 +481,7 @@ void fit_q45_k(const float* x, BlockParams& p, uint8_t* L, int nmax, float rmin,
     for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
-    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false);
+    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false, simd);
     if (scales[j] > max_scale) max_scale = scales[j];
     if (mins[j] > max_min) max_min = mins[j];
   }
@@ -370,12 +505,12 @@ void fit_q45_k(const float* x, BlockParams& p, uint8_t* L, int nmax, float rmin,
   set_header(p, max_scale / 63.f, max_min / 63.f);
 }
 
-void fit_q6_k(const float* x, BlockParams& p, uint8_t* Lout) {
+void fit_q6_k(const float* x, BlockParams& p, uint8_t* Lout, bool simd) {
   int8_t L[kQK_K];
   float scales[16];
   float max_scale = 0, max_abs_scale = 0;
   for (int ib = 0; ib < 16; ++ib) {
-    const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+    const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, nullptr, simd);
     scales[ib] = scale;
     const float abs_scale = std::fabs(scale);
     if (abs_scale > max_abs_scale) {
@@ -398,13 +533,14 @@ void fit_q6_k(const float* x, BlockParams& p, uint8_t* Lout) {
 
 }  // namespace
 
-void fit(BlockType t, const float* x, BlockParams& p, uint8_t* L) {
+void fit(BlockType t, const float* x, BlockParams& p, uint8_t* L, bool portable) {
+  const bool simd = !portable;
   switch (t) {
-    case BlockType::kQ2_K: fit_q2_k(x, p, L); break;
+    case BlockType::kQ2_K: fit_q2_k(x, p, L, simd); break;
     case BlockType::kQ3_K: fit_q3_k(x, p, L); break;
-    case BlockType::kQ4_K: fit_q45_k(x, p, L, 15, -1.f, 0.1f, 20); break;
-    case BlockType::kQ5_K: fit_q45_k(x, p, L, 31, -0.5f, 0.1f, 15); break;
-    case BlockType::kQ6_K: fit_q6_k(x, p, L); break;
+    case BlockType::kQ4_K: fit_q45_k(x, p, L, 15, -1.f, 0.1f, 20, simd); break;
+    case BlockType::kQ5_K: fit_q45_k(x, p, L, 31, -0.5f, 0.1f, 15, simd); break;
+    case BlockType::kQ6_K: fit_q6_k(x, p, L, simd); break;
     default: throw Error("kquant::fit: not a k-quant type");
   }
   decode_sub_scales(t, p);
@@ -591,10 +727,10 @@ void pack(BlockType t, const BlockParams& p, const uint8_t* L, uint8_t* out) {
   }
 }
 
-void quantize_superblock(BlockType t, const float* x, uint8_t* out) {
+void quantize_superblock(BlockType t, const float* x, uint8_t* out, bool portable) {
   BlockParams p;
   uint8_t L[kQK_K];
-  fit(t, x, p, L);
+  fit(t, x, p, L, portable);
   // Phase 2: every value re-coded with its decoded sub-block scale; a zero scale keeps phase 1's codes.
   const int sv = block_format(t).sub_values;
   for (int s = 0; s < kQK_K / sv; ++s) {

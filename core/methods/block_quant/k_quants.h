@@ -28,7 +28,8 @@
 // one (d, dmin in f16), and every value is re-coded with the decoded sub-block scale (phase 2); a
 // sub-block whose quantized scale is 0 keeps its phase-1 codes (they decode to -dmin * m_s or 0).
 // The floating-point expressions are ggml's in ggml's order with contraction to FMA off, so the
-// bytes do not depend on the target's FMA units.
+// bytes do not depend on the target's FMA units; the AVX2 candidate searches keep each candidate's
+// operations and their order, so they do not change the bytes either.
 #pragma once
 #include <cstdint>
 
@@ -40,7 +41,8 @@ constexpr int kQK_K = 256;
 
 /// Phase 1 for the 256 values at x: p's header (d, dmin as f32 and f16-rounded, the scale bytes as
 /// stored, each sub-block's decoded scale and min) and ggml's phase-1 codes L (256), as stored codes.
-void fit(BlockType t, const float* x, BlockParams& p, uint8_t* L);
+/// portable: the scalar candidate searches even where the AVX2 ones are built (the same bytes).
+void fit(BlockType t, const float* x, BlockParams& p, uint8_t* L, bool portable = false);
 /// GPTQ's per-sub-block refit: sub-block s's scale (and min) fitted to its current values x
 /// (sub_values floats), quantized against p's fixed super-block units d_stored / m_stored (clamped to
 /// what the header holds); p's scale bytes, sub_d and sub_m updated. importance (sub_values, the
@@ -56,8 +58,10 @@ float value(BlockType t, const BlockParams& p, int j, int q);
 /// One super-block (block_format(t).bytes bytes) from p's header and the 256 codes L.
 void pack(BlockType t, const BlockParams& p, const uint8_t* L, uint8_t* out);
 
-/// quantize_row_q*_K_ref for one super-block: x (256) -> out (block_format(t).bytes).
-void quantize_superblock(BlockType t, const float* x, uint8_t* out);
+/// quantize_row_q*_K_ref for one super-block: x (256) -> out (block_format(t).bytes). The candidate
+/// scale searches run 8 candidates per AVX2 instruction where built (portable = false), each with the
+/// scalar loop's operations in its order: the bytes are the same either way.
+void quantize_superblock(BlockType t, const float* x, uint8_t* out, bool portable = false);
 /// dequantize_row_q*_K for one super-block: in -> y (256).
 void dequantize_superblock(BlockType t, const uint8_t* in, float* y);
 
