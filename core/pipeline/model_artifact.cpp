@@ -204,9 +204,19 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
   const bool weighted_table = cfg && std::any_of(plan.tensors.begin(), plan.tensors.end(), [&](const ModelPlan::Item& t) {
     return find_method(t.method).make_embedding && model.at(t.name).shape[0] == cfg->vocab;
   });
-  if (opt.token_weights && weighted_table) {
+  const bool want_weights = opt.token_weights && weighted_table;
+  // The calibration sequences (token weights, layer inputs), held out from the evaluation ones.
+  SequenceSet calib;
+  if (want_weights || opt.calibrate) {
     const auto dense = load_transformer(ModelWeights::from_parts(model, nullptr));
-    const SequenceSet calib = make_sequence_set(*dense, opt.calib_set, "calibration");
+    calib = make_sequence_set(*dense, opt.calib_set, "calibration");
+    if (opt.eval) {
+      const bool compare_ids = !opt.calib_set.given.empty() || !opt.eval_set.given.empty();
+      require_disjoint(opt.calib_set, calib, opt.eval_set,
+                       compare_ids ? make_sequence_set(*dense, opt.eval_set, "evaluation") : SequenceSet{}, dense->cfg.max_positions);
+    }
+  }
+  if (want_weights) {
     std::vector<double> counts(size_t(cfg->vocab), 1.0);
     double total = double(cfg->vocab);
     for (const auto& s : calib.seqs)
@@ -231,15 +241,7 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
       rec[n] = r.get();
       *p = std::move(r);
     }
-    // The recording layers see the calibration sequences (sampled from a plain copy of the dense
-    // model); the evaluation sequences are held out from them.
-    const auto dense = load_transformer(ModelWeights::from_parts(model, nullptr));
-    const SequenceSet calib = make_sequence_set(*dense, opt.calib_set, "calibration");
-    if (opt.eval) {
-      const bool compare_ids = !opt.calib_set.given.empty() || !opt.eval_set.given.empty();
-      require_disjoint(opt.calib_set, calib, opt.eval_set,
-                       compare_ids ? make_sequence_set(*dense, opt.eval_set, "evaluation") : SequenceSet{}, dense->cfg.max_positions);
-    }
+    // The recording layers see the calibration sequences (sampled above from a plain copy).
     for (const auto& s : calib.seqs) {
       KvCache cache = net->new_cache(int64_t(s.size()));
       std::vector<float> last(size_t(net->cfg.vocab));
