@@ -219,24 +219,38 @@ TEST(BlockQuantCodec, BadParamsAndCorruptTensors) {
   }
 }
 
-// GPTQ minimises the layer loss tr(D C D^T) that round-to-nearest ignores: on correlated inputs
-// it must be clearly lower for every type.
-TEST(Gptq, LowerLayerLossThanRoundToNearest) {
+/// A random (out, in) weight W and the covariance C = X^T X / n of n correlated inputs (rank k plus
+/// 0.1 noise), with the layer loss tr(D C D^T) of D = W - Q that GPTQ minimises.
+struct CorrelatedLayer {
+  MatrixRM W;   ///< (out, in)
+  MatrixRMd C;  ///< (in, in)
+  double loss(const MatrixRM& Q) const {
+    const Eigen::MatrixXd D = (W - Q).cast<double>();
+    return (D * C * D.transpose()).trace();
+  }
+};
+
+CorrelatedLayer correlated_layer(int64_t out, int64_t in, int64_t n, int64_t k) {
   std::mt19937 rng(9);
   std::normal_distribution<double> nd(0, 1);
-  const int64_t out = 48, in = 96, n = 2000, k = 12;
   Eigen::MatrixXd A(n, k), B(k, in), X(n, in);
   for (int64_t i = 0; i < A.size(); ++i) A.data()[i] = nd(rng);
   for (int64_t i = 0; i < B.size(); ++i) B.data()[i] = nd(rng);
   X = A * B;
   for (int64_t i = 0; i < X.size(); ++i) X.data()[i] += 0.1 * nd(rng);
-  const MatrixRMd C = (X.transpose() * X) / double(n);
-  MatrixRM W(out, in);
-  for (int64_t i = 0; i < W.size(); ++i) W.data()[i] = float(nd(rng));
-  auto loss = [&](const MatrixRM& Q) {
-    const Eigen::MatrixXd D = (W - Q).cast<double>();
-    return (D * C * D.transpose()).trace();
-  };
+  CorrelatedLayer L{MatrixRM(out, in), (X.transpose() * X) / double(n)};
+  for (int64_t i = 0; i < L.W.size(); ++i) L.W.data()[i] = float(nd(rng));
+  return L;
+}
+
+// GPTQ minimises the layer loss tr(D C D^T) that round-to-nearest ignores: on correlated inputs
+// it must be clearly lower for every type.
+TEST(Gptq, LowerLayerLossThanRoundToNearest) {
+  const int64_t out = 48, in = 96;
+  const CorrelatedLayer layer = correlated_layer(out, in, 2000, 12);
+  const MatrixRM& W = layer.W;
+  const MatrixRMd& C = layer.C;
+  auto loss = [&](const MatrixRM& Q) { return layer.loss(Q); };
   for (BlockType t : kAll) {
     const int64_t rb = in / 32 * block_format(t).bytes;
     std::vector<uint8_t> rtn(size_t(out * rb)), gq(size_t(out * rb));
@@ -810,21 +824,11 @@ TEST(BlockQuantCodec, KQuantCorruptTensorsAreRejected) {
 // GPTQ with the super-block's scales fixed when the sweep enters it: lower layer loss tr(D C D^T)
 // than the reference quantizer on correlated inputs, for every k-type.
 TEST(Gptq, KQuantsLowerLayerLossThanReferenceQuantizer) {
-  std::mt19937 rng(9);
-  std::normal_distribution<double> nd(0, 1);
-  const int64_t out = 32, in = 512, n = 4000, k = 24;
-  Eigen::MatrixXd A(n, k), B(k, in), X(n, in);
-  for (int64_t i = 0; i < A.size(); ++i) A.data()[i] = nd(rng);
-  for (int64_t i = 0; i < B.size(); ++i) B.data()[i] = nd(rng);
-  X = A * B;
-  for (int64_t i = 0; i < X.size(); ++i) X.data()[i] += 0.1 * nd(rng);
-  const MatrixRMd C = (X.transpose() * X) / double(n);
-  MatrixRM W(out, in);
-  for (int64_t i = 0; i < W.size(); ++i) W.data()[i] = float(nd(rng));
-  auto loss = [&](const MatrixRM& Q) {
-    const Eigen::MatrixXd D = (W - Q).cast<double>();
-    return (D * C * D.transpose()).trace();
-  };
+  const int64_t out = 32, in = 512;
+  const CorrelatedLayer layer = correlated_layer(out, in, 4000, 24);
+  const MatrixRM& W = layer.W;
+  const MatrixRMd& C = layer.C;
+  auto loss = [&](const MatrixRM& Q) { return layer.loss(Q); };
   for (BlockType t : kK) {
     const int64_t rb = in / 256 * block_format(t).bytes;
     std::vector<uint8_t> ref(size_t(out * rb)), gq(size_t(out * rb));

@@ -12,20 +12,14 @@
 #include "pipeline/model_artifact.h"
 #include "pipeline/model_loader.h"
 #include "pipeline/model_weights.h"
+#include "support/param_error.h"
 
 namespace tsm {
 namespace {
 
 std::string fixture(const std::string& name) { return std::string(TSM_FIXTURES_DIR) + "/" + name; }
 
-std::string field_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ParamError& e) {
-    return e.field();
-  }
-  return "";
-}
+std::string field_of(const std::function<void()>& f) { return test::param_error_field(f); }
 
 TEST(EvalSets, DefaultsAreLargeAndHeldOutFromCalibration) {
   const auto net = load_transformer(ModelWeights::open(fixture("gpt2-tiny")));  // context 64

@@ -4,6 +4,7 @@
 
 #include "methods/method_table.h"
 #include "methods/param_spec.h"
+#include "support/param_error.h"
 
 namespace tsm {
 namespace {
@@ -31,14 +32,7 @@ const ParamSpec<Demo>& demo() {
   return spec;
 }
 
-std::string field_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ParamError& e) {
-    return e.field();
-  }
-  return "";
-}
+std::string field_of(const std::function<void()>& f) { return test::param_error_field(f); }
 
 TEST(ParamSpec, SchemaComesFromTheDescriptionAndTheStructDefaults) {
   const json s = demo().schema();

@@ -3,6 +3,7 @@
 // test inputs. Header-only; included by tests/server/test_*.cpp.
 #pragma once
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <boost/asio/connect.hpp>
@@ -136,6 +137,18 @@ inline std::string npy_of(const MatrixRM& m) { return npy_bytes(Tensor::from_mat
 
 inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// Rows of `table` in the SQLite database at `db` (-1 when it cannot be read).
+inline int64_t count_rows(const std::string& db, const std::string& table) {
+  sqlite3* h = nullptr;
+  sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(h, ("SELECT COUNT(*) FROM " + table).c_str(), -1, &s, nullptr);
+  int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+  sqlite3_finalize(s);
+  sqlite3_close(h);
+  return n;
 }
 
 /// Regular files under dir (recursive).

@@ -11,17 +11,6 @@ using namespace tsm::test;
 
 namespace {
 
-int64_t count_rows(const std::string& db, const std::string& table) {
-  sqlite3* h = nullptr;
-  sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* s = nullptr;
-  sqlite3_prepare_v2(h, ("SELECT COUNT(*) FROM " + table).c_str(), -1, &s, nullptr);
-  int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-  sqlite3_finalize(s);
-  sqlite3_close(h);
-  return n;
-}
-
 class BadInputs : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

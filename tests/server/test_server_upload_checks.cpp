@@ -145,17 +145,6 @@ TEST(UploadLimitsConfig, KeysEnvironmentAndRefusals) {
 
 namespace {
 
-int64_t count_rows(const std::string& db, const std::string& table) {
-  sqlite3* h = nullptr;
-  sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr);
-  sqlite3_stmt* s = nullptr;
-  sqlite3_prepare_v2(h, ("SELECT COUNT(*) FROM " + table).c_str(), -1, &s, nullptr);
-  int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-  sqlite3_finalize(s);
-  sqlite3_close(h);
-  return n;
-}
-
 /// Builds tars with Python's tarfile: make_tar(out, "w" | "w:gz", {"NAME=file:PATH" | "NAME=zeros:N" |
 /// "NAME=random:N" | "NAME=text:STRING", ...}). Zeros stream (a 64 MiB member costs no memory).
 const char* kMakeTar = R"PY(

@@ -12,6 +12,7 @@
 
 #include "common/dtype.h"
 #include "common/error.h"
+#include "methods/block_quant/half_bytes.h"
 #include "methods/block_quant/k_quants.h"
 
 // ggml's expressions evaluated as written (x * id + 8.5f rounds twice), also in the intrinsics: with
@@ -49,18 +50,7 @@ constexpr BlockFormat kFormats[] = {
 
 bool is_k(BlockType t) { return block_format(t).values == kQK_K; }
 
-float round_f16(float v) { return half_to_float(float_to_half(v)); }
-
-void put_f16(uint8_t* p, float v) {
-  const uint16_t h = float_to_half(v);
-  std::memcpy(p, &h, 2);
-}
-
-float get_f16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return half_to_float(h);
-}
+using namespace block_half;
 
 /// ggml's truncating cast (int8_t)(v) for v already clamped to a safe range.
 int trunc_code(float v, int lo, int hi) { return std::clamp(static_cast<int>(std::clamp(v, -1.f, 255.f)), lo, hi); }

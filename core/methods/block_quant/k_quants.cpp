@@ -11,6 +11,7 @@
 
 #include "common/dtype.h"
 #include "common/error.h"
+#include "methods/block_quant/half_bytes.h"
 
 // ggml's expressions are evaluated as written (mul, then add): no contraction to FMA, which
 // -march=x86-64-v3 and aarch64 would otherwise do, so the bytes match llama.cpp's reference.
@@ -26,18 +27,7 @@ namespace {
 
 constexpr float kGroupMaxEps = 1e-15f;  // GROUP_MAX_EPS
 
-float round_f16(float v) { return half_to_float(float_to_half(v)); }
-
-void put_f16(uint8_t* p, float v) {
-  const uint16_t h = float_to_half(v);
-  std::memcpy(p, &h, 2);
-}
-
-float get_f16(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return half_to_float(h);
-}
+using namespace block_half;
 
 /// ggml's nearest_int: round half to even through the float adder, for |fval| <= 4194303 (ggml
 /// asserts that; callers here clamp first where the argument is not bounded by construction).
@@ -130,10 +120,8 @@ void qkx2_candidates_avx2(int n, int nmax, const float* x, const float* weights,
 }
 #endif
 
-/// make_qx_quants with rmse_type 1: the scale of n values for symmetric codes -nmax..nmax-1,
-/// L = code + nmax, in the weights qw (ggml's quant weights; null: x^2). q6_k's sub-block fit.
-/// simd: the AVX2 candidate search where built (same result).
-float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw = nullptr, bool simd = true) {
+/// The value of largest magnitude among x[0..n), with its sign (ggml's `max`; the first on ties).
+float signed_absmax(int n, const float* x) {
   float max = 0, amax = 0;
   for (int i = 0; i < n; ++i) {
     const float ax = std::fabs(x[i]);
@@ -142,7 +130,15 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw
       max = x[i];
     }
   }
-  if (amax < kGroupMaxEps) {  // all zero
+  return max;
+}
+
+/// make_qx_quants with rmse_type 1: the scale of n values for symmetric codes -nmax..nmax-1,
+/// L = code + nmax, in the weights qw (ggml's quant weights; null: x^2). q6_k's sub-block fit.
+/// simd: the AVX2 candidate search where built (same result).
+float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw = nullptr, bool simd = true) {
+  const float max = signed_absmax(n, x);
+  if (std::fabs(max) < kGroupMaxEps) {  // all zero
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
   }
@@ -204,15 +200,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L, const float* qw
 /// make_q3_quants with do_rmse: q3_k's sub-block fit (weights x^2, coordinate descent on codes);
 /// L = code + nmax, or 0 for an all-zero sub-block.
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {  // all zero
+  const float max = signed_absmax(n, x);
+  if (std::fabs(max) < kGroupMaxEps) {  // all zero
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
   }
