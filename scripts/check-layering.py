@@ -4,7 +4,8 @@
 1. core/ is layered (ARCHITECTURE.md): common < formats, tt, metrics < model < methods < pipeline.
    A file may include only its own folder or folders of a lower layer; core/methods/<name>/ may
    include core/methods/ itself (the Codec interface) and lower layers, never another method's
-   folder, the method table, or core/pipeline.
+   folder (except a composite method, COMPOSITES, which includes the methods it builds on), the
+   method table, or core/pipeline.
 2. No two folders (anywhere under core/, server/, client/) include each other, directly or
    through others: the folder graph is acyclic. core/methods/ counts as two nodes: the interface
    (codec.h, included by every method) and the table (method_table.*, which includes every method).
@@ -50,6 +51,10 @@ def node(folder, filename):
     return folder
 
 
+# Methods made of other methods (core/methods/correction: a block-quantized base plus a factor).
+COMPOSITES = {"correction"}
+
+
 def core_key(folder):
     """('methods', 'tt_token') for core/methods/tt_token; ('model', None) for core/model."""
     parts = folder.split(os.sep)
@@ -87,7 +92,7 @@ def main():
                 elif LAYER[b[0]] == LAYER[a[0]] and a[0] != b[0]:
                     errors.append(f"{rel}: {here} includes {inc} from its sibling layer {b[0]}")
                 elif a[0] == "methods" and a[1] is not None:
-                    if b[1] is not None and b[1] != a[1]:
+                    if b[1] is not None and b[1] != a[1] and a[1] not in COMPOSITES:
                         errors.append(f"{rel}: method {a[1]} includes {inc} of method {b[1]}")
                     if b == ("methods", None) and os.path.basename(inc).startswith("method_table"):
                         errors.append(f"{rel}: method {a[1]} includes the method table ({inc})")

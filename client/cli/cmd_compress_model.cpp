@@ -1,6 +1,7 @@
 // `tensorslm compress-model DIR --tensors REGEX --method saten [--param k=v ...] -o OUT.tsm [--json] [--eval]`:
 // compresses every 2-D tensor of an HF model directory whose name matches REGEX, passes the rest
-// through and writes a whole-model artifact the runtime can run (build_model_artifact).
+// through and writes a whole-model artifact the runtime can run (build_model_artifact). With
+// `--spec plan.json` (a planner report or a JobSpec's JSON form) the spec's entries decide instead.
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "pipeline/artifact_builder.h"
 #include "pipeline/metrics_json.h"
 #include "pipeline/model_artifact.h"
+#include "pipeline/planner.h"
 #include "common/error.h"
 #include "common/sha256.h"
 #include "formats/artifact_io.h"
@@ -28,7 +30,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct CompressModelArgs {
-  std::string dir, tensors, method = std::string(default_method(DefaultFor::kWholeModel).name()), out;
+  std::string dir, tensors, spec, method = std::string(default_method(DefaultFor::kWholeModel).name()), out;
   std::vector<std::string> kv;
   bool json_out = false, eval = false, no_compare = false, no_baselines = false, calibrate = false, no_token_weights = false;
   SequenceArgs eval_seqs{{}, {}, default_eval_spec()}, calib_seqs{{}, {}, default_calib_spec()};
@@ -66,7 +68,21 @@ void run(const CompressModelArgs& a) {
   const bool tty = !a.json_out && ::isatty(2);
   if (tty) ctx.progress = [](double p) { std::fprintf(stderr, "\rcompressing %5.1f%%", 100.0 * p); };
   BuildTimings timings;
-  const v1::Artifact art = build_model_artifact(model, a.tensors, a.method, params, ctx, source_sha256(a.dir), opt, &timings);
+  v1::Artifact art;
+  if (!a.spec.empty()) {
+    if (!a.tensors.empty() || !a.kv.empty()) throw ParamError("--spec", "--spec decides every tensor: drop --tensors and --param");
+    json spec;
+    try {
+      spec = json::parse(read_file(a.spec, 64 << 20));
+    } catch (const json::parse_error& e) {
+      throw Error("--spec " + a.spec + ": not JSON (" + e.what() + ")");
+    }
+    if (spec.is_object() && spec.contains("spec")) spec = spec["spec"];  // a planner report
+    art = build_from_spec(model, spec, opt, ctx, source_sha256(a.dir), &timings);
+  } else {
+    if (a.tensors.empty()) throw ParamError("--tensors", "give --tensors REGEX (or --spec FILE)");
+    art = build_model_artifact(model, a.tensors, a.method, params, ctx, source_sha256(a.dir), opt, &timings);
+  }
   if (tty) std::fprintf(stderr, "\r%*s\r", 24, "");
   const std::string sha = write_artifact(a.out, art);
 
@@ -110,7 +126,9 @@ static RegisterCommands reg{20, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("compress-model",
                                  "compress every tensor of an HF model directory matching a regex; pass the rest through");
   cmd->add_option("dir", a->dir, "HF model directory (config.json, model.safetensors, tokenizer.json)")->required()->check(CLI::ExistingDirectory);
-  cmd->add_option("--tensors", a->tensors, "regular expression searched in tensor names, e.g. 'mlp|attn'")->required();
+  cmd->add_option("--tensors", a->tensors, "regular expression searched in tensor names, e.g. 'mlp|attn'");
+  cmd->add_option("--spec", a->spec, "a re-runnable spec (tensorslm plan --plan-out, or a JobSpec JSON with entries) instead of --tensors/--method")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--method", a->method, "compression method (default saten; see `tensorslm methods`)");
   cmd->add_option("--param", a->kv, "method parameter key=value (value read as JSON when it parses)");
   cmd->add_option("-o,--output", a->out, "output artifact (.tsm)")->required();

@@ -2,6 +2,7 @@
 #include "methods/method_table.h"
 
 #include "methods/block_quant/block_quant_codec.h"
+#include "methods/correction/qlr_codec.h"
 #include "methods/fp16/fp16_codec.h"
 #include "methods/int8/int8_codec.h"
 #include "methods/saten/saten_codec.h"
@@ -29,6 +30,7 @@ const BlockQuantCodec kQ5_K{BlockType::kQ5_K};
 const BlockQuantCodec kQ4_K{BlockType::kQ4_K};
 const BlockQuantCodec kQ3_K{BlockType::kQ3_K};
 const BlockQuantCodec kQ2_K{BlockType::kQ2_K};
+const QlrCodec kQlr;
 
 //                    codec       LinearOp            TokenEmbedding      default for
 const std::vector<Method> kMethods = {
@@ -47,6 +49,7 @@ const std::vector<Method> kMethods = {
     {&kQ4_K,    nullptr,            nullptr,            DefaultFor::kNone},
     {&kQ3_K,    nullptr,            nullptr,            DefaultFor::kNone},
     {&kQ2_K,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQlr,     nullptr,            nullptr,            DefaultFor::kNone},
 };
 
 /// The names of the rows that `keep`, comma-separated.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <Eigen/Core>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -73,6 +74,80 @@ double perplexity(const Transformer& net, std::span<const std::vector<int32_t>> 
   return std::exp(nll / double(count));
 }
 
+namespace {
+
+using ArrayXfMap = Eigen::Map<const Eigen::ArrayXf>;
+
+/// log-sum-exp of each row of (n, V) float logits, in double.
+std::vector<double> row_lse(const float* logits, int64_t n, int64_t V) {
+  std::vector<double> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const Eigen::ArrayXd l = ArrayXfMap(logits + i * V, V).cast<double>();
+    const double mx = l.maxCoeff();
+    out[size_t(i)] = mx + std::log((l - mx).exp().sum());
+  }
+  return out;
+}
+
+/// Adds one sequence's positions to r (and the NLL sums): dense logits ld with their row lse, compressed lc.
+void accumulate(const std::vector<int32_t>& s, const float* ld, const double* lse_d, const float* lc, int64_t V, QualityResult& r,
+                double& nll_d, double& nll_c, double& kl, uint64_t& agree) {
+  const int64_t n = int64_t(s.size());
+  for (int64_t t = 0; t + 1 < n; ++t) {
+    const Eigen::ArrayXd p = ArrayXfMap(ld + t * V, V).cast<double>() - lse_d[t];  // log p
+    const Eigen::ArrayXd c = ArrayXfMap(lc + t * V, V).cast<double>();
+    const double mx = c.maxCoeff();
+    const Eigen::ArrayXd q = c - (mx + std::log((c - mx).exp().sum()));  // log q
+    const double k = std::max((p.exp() * (p - q)).sum(), 0.0);  // rounding can make an exact match slightly negative
+    kl += k;
+    r.kl_max = std::max(r.kl_max, k);
+    nll_d -= p[s[size_t(t + 1)]];
+    nll_c -= q[s[size_t(t + 1)]];
+    Eigen::Index ip, iq;
+    p.maxCoeff(&ip);
+    q.maxCoeff(&iq);
+    agree += ip == iq;
+    ++r.tokens;
+  }
+}
+
+QualityResult finish(QualityResult r, size_t sequences, double nll_d, double nll_c, double kl, uint64_t agree) {
+  if (r.tokens == 0) throw Error("evaluation: no sequences");
+  r.sequences = sequences;
+  const double T = double(r.tokens);
+  r.ppl_dense = std::exp(nll_d / T);
+  r.ppl_compressed = std::exp(nll_c / T);
+  r.kl_mean = kl / T;
+  r.top1_agreement = double(agree) / T;
+  r.nll_delta_mean = (nll_c - nll_d) / T;
+  return r;
+}
+
+}  // namespace
+
+ReferenceLogits::ReferenceLogits(const Transformer& dense, std::span<const std::vector<int32_t>> seqs) : vocab_(dense.cfg.vocab) {
+  for (const auto& s : seqs) {
+    check_seq(s, dense);
+    logits_.push_back(all_logits(dense, s));
+    lse_.push_back(row_lse(logits_.back().data(), int64_t(s.size()), vocab_));
+    seqs_.push_back(s);
+  }
+}
+
+QualityResult ReferenceLogits::compare(const Transformer& comp, std::string source) const {
+  if (comp.cfg.vocab != vocab_)
+    throw Error("evaluation: vocabularies differ (" + std::to_string(vocab_) + " vs " + std::to_string(comp.cfg.vocab) + ")");
+  QualityResult r;
+  r.source = std::move(source);
+  double nll_d = 0, nll_c = 0, kl = 0;
+  uint64_t agree = 0;
+  for (size_t i = 0; i < seqs_.size(); ++i) {
+    const auto lc = all_logits(comp, seqs_[i]);
+    accumulate(seqs_[i], logits_[i].data(), lse_[i].data(), lc.data(), vocab_, r, nll_d, nll_c, kl, agree);
+  }
+  return finish(std::move(r), seqs_.size(), nll_d, nll_c, kl, agree);
+}
+
 QualityResult compare_models(const Transformer& dense, const Transformer& comp, std::span<const std::vector<int32_t>> seqs,
                              std::string source) {
   if (dense.cfg.vocab != comp.cfg.vocab)
@@ -82,36 +157,13 @@ QualityResult compare_models(const Transformer& dense, const Transformer& comp, 
   r.source = std::move(source);
   double nll_d = 0, nll_c = 0, kl = 0;
   uint64_t agree = 0;
-  std::vector<double> lp, lq;  // (n, V) log-probabilities of dense / compressed
-  for (const auto& s : seqs) {
+  for (const auto& s : seqs) {  // one sequence at a time: memory (n, V) per model
     check_seq(s, dense);
-    const int64_t n = int64_t(s.size());
-    auto ld = all_logits(dense, s), lc = all_logits(comp, s);
-    log_softmax_rows(ld.data(), n, V, lp);
-    log_softmax_rows(lc.data(), n, V, lq);
-    for (int64_t t = 0; t + 1 < n; ++t) {
-      const double* p = lp.data() + t * V;
-      const double* q = lq.data() + t * V;
-      double k = 0;
-      for (int64_t j = 0; j < V; ++j) k += std::exp(p[j]) * (p[j] - q[j]);
-      k = std::max(k, 0.0);  // rounding can make an exact match slightly negative
-      kl += k;
-      r.kl_max = std::max(r.kl_max, k);
-      nll_d -= p[s[t + 1]];
-      nll_c -= q[s[t + 1]];
-      agree += (std::max_element(p, p + V) - p) == (std::max_element(q, q + V) - q);
-      ++r.tokens;
-    }
+    const auto ld = all_logits(dense, s), lc = all_logits(comp, s);
+    const auto lse = row_lse(ld.data(), int64_t(s.size()), V);
+    accumulate(s, ld.data(), lse.data(), lc.data(), V, r, nll_d, nll_c, kl, agree);
   }
-  if (r.tokens == 0) throw Error("evaluation: no sequences");
-  r.sequences = seqs.size();
-  const double T = double(r.tokens);
-  r.ppl_dense = std::exp(nll_d / T);
-  r.ppl_compressed = std::exp(nll_c / T);
-  r.kl_mean = kl / T;
-  r.top1_agreement = double(agree) / T;
-  r.nll_delta_mean = (nll_c - nll_d) / T;
-  return r;
+  return finish(std::move(r), seqs.size(), nll_d, nll_c, kl, agree);
 }
 
 std::vector<std::vector<int32_t>> sample_sequences(const Transformer& net, int count, int length, uint64_t seed) {

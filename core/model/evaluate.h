@@ -35,6 +35,22 @@ double perplexity(const Transformer& net, std::span<const std::vector<int32_t>> 
 QualityResult compare_models(const Transformer& dense, const Transformer& compressed,
                              std::span<const std::vector<int32_t>> seqs, std::string source);
 
+/// The dense model's logits on fixed sequences, computed once, for comparing many compressed
+/// models with it (the planner measures hundreds). Memory: 4 * tokens * vocab bytes.
+class ReferenceLogits {
+ public:
+  /// Runs `dense` on every sequence (each >= 2 tokens and within the context, else tsm::Error).
+  ReferenceLogits(const Transformer& dense, std::span<const std::vector<int32_t>> seqs);
+  /// compare_models(dense, comp, seqs, source), without running the dense model again.
+  QualityResult compare(const Transformer& comp, std::string source) const;
+
+ private:
+  int64_t vocab_;
+  std::vector<std::vector<int32_t>> seqs_;
+  std::vector<std::vector<float>> logits_;  ///< per sequence (n, vocab)
+  std::vector<std::vector<double>> lse_;    ///< per sequence (n): log-sum-exp of each row
+};
+
 /// `count` sequences of `length` tokens sampled from `net` at temperature 1 with seeds seed, seed+1, ...,
 /// each starting with the BOS id (0 when the config has none).
 std::vector<std::vector<int32_t>> sample_sequences(const Transformer& net, int count, int length, uint64_t seed);

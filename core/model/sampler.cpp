@@ -22,6 +22,22 @@ Sampler::Sampler(const SamplingOptions& opt) : opt_(opt), rng_(opt.seed) {
 int32_t Sampler::sample(std::span<const float> logits) {
   if (opt_.temperature == 0.0f) return argmax(logits);
   const int64_t V = int64_t(logits.size());
+  if ((opt_.top_k <= 0 || opt_.top_k >= V) && opt_.top_p >= 1.0f) {
+    // Plain temperature sampling: inverse CDF in id order, O(V), no sort.
+    const float mx = *std::max_element(logits.begin(), logits.end());
+    probs_.resize(size_t(V));
+    double total = 0;
+    for (int64_t i = 0; i < V; ++i) total += (probs_[size_t(i)] = std::exp((logits[size_t(i)] - mx) / opt_.temperature));
+    double u = std::uniform_real_distribution<double>(0.0, total)(rng_);
+    int32_t last = 0;
+    for (int64_t i = 0; i < V; ++i) {
+      if (probs_[size_t(i)] <= 0) continue;
+      last = int32_t(i);
+      u -= probs_[size_t(i)];
+      if (u < 0) return last;
+    }
+    return last;
+  }
   order_.resize(size_t(V));
   std::iota(order_.begin(), order_.end(), 0);
   // Candidates sorted by logit, descending (only the first k when top_k is set).

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "formats/array_pack.h"
 #include "pipeline/artifact_builder.h"
@@ -189,6 +190,71 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
   return build_model_artifact(model, plan, ctx, source_sha256, opt, job, timings);
 }
 
+std::vector<float> token_frequency_weights(const SequenceSet& calib, int64_t vocab) {
+  std::vector<double> counts(size_t(vocab), 1.0);
+  double total = double(vocab);
+  for (const auto& s : calib.seqs)
+    for (int32_t id : s) counts[size_t(id)] += 1.0, total += 1.0;
+  std::vector<float> w(counts.size());
+  for (size_t i = 0; i < counts.size(); ++i) w[i] = float(counts[i] * double(counts.size()) / total);
+  return w;
+}
+
+std::map<std::string, MatrixRMd> layer_input_covariances(const HfModelDir& model, const std::set<std::string>& names,
+                                                         const SequenceSet& calib) {
+  std::map<std::string, MatrixRMd> out;
+  auto net = load_transformer(ModelWeights::from_parts(model, nullptr));
+  const auto slots = linear_slots(net->cfg);
+  std::map<std::string, const RecordingLinear*> rec;
+  for (const auto& n : names) {
+    auto it = slots.find(n);
+    if (it == slots.end()) continue;
+    auto* p = slot_op(net->layers[it->second.layer], it->second.role);
+    if (!p || !*p) continue;
+    auto r = std::make_unique<RecordingLinear>(std::move(*p));
+    rec[n] = r.get();
+    *p = std::move(r);
+  }
+  if (rec.empty()) return out;
+  for (const auto& s : calib.seqs) {
+    KvCache cache = net->new_cache(int64_t(s.size()));
+    std::vector<float> last(size_t(net->cfg.vocab));
+    net->forward(s, cache, last.data(), false);
+  }
+  for (const auto& [n, r] : rec) out[n] = r->covariance();
+  return out;
+}
+
+v1::CompressedTensor encode_model_tensor(ConstMatrixRef W, const std::string& name, DType source_dtype, const std::string& method,
+                                         const json& params, const MatrixRMd* covariance, const ModelArtifactOptions& opt,
+                                         const CodecContext& ctx) {
+  const Codec& codec = find_codec(method);
+  v1::CompressedTensor ct;
+  try {
+    if (covariance) {
+      const json r = codec.resolve(params, W.rows(), W.cols());
+      const Calibration cal{covariance, opt.adam_steps, opt.whitening};
+      const auto t0 = std::chrono::steady_clock::now();
+      ct = codec.encode_calibrated(W, r, cal, ctx);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ct.set_name(name);
+      ct.set_source_dtype(to_proto(source_dtype));
+      const MatrixRM Wh = codec.decode(ct);
+      fill_metrics(*ct.mutable_metrics(), error_stats(W, Wh), codec.stored_bytes(ct), W.rows(), W.cols(), dtype_size(source_dtype));
+      ct.mutable_metrics()->set_seconds(secs);
+      if (opt.baselines)  // the same generic baselines as compress_matrix gives an uncalibrated tensor
+        for (auto& b : compute_baselines(W, ct.metrics().stored_bytes(), dtype_size(source_dtype))) ct.add_baselines()->Swap(&b);
+    } else {
+      ct = compress_matrix(W, name, source_dtype, method, params, ctx, CompressOptions{opt.baselines});
+    }
+  } catch (const ParamError& e) {
+    throw ParamError(e.field(), std::string("tensor '") + name + "': " + e.what());
+  }
+  if (opt.baselines)
+    for (auto& b : codec.own_baselines(W, params, ct.metrics().stored_bytes(), dtype_size(source_dtype))) ct.add_baselines()->Swap(&b);
+  return ct;
+}
+
 v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan, const CodecContext& ctx,
                                   const std::string& source_sha256, const ModelArtifactOptions& opt, json job,
                                   BuildTimings* timings) {
@@ -217,37 +283,19 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
     }
   }
   if (want_weights) {
-    std::vector<double> counts(size_t(cfg->vocab), 1.0);
-    double total = double(cfg->vocab);
-    for (const auto& s : calib.seqs)
-      for (int32_t id : s) counts[size_t(id)] += 1.0, total += 1.0;
-    token_weights.resize(counts.size());
-    for (size_t i = 0; i < counts.size(); ++i) token_weights[i] = float(counts[i] * double(counts.size()) / total);
-    job["token_weights"] = {{"sequences", calib.seqs.size()}, {"tokens", uint64_t(total) - counts.size()}};
+    token_weights = token_frequency_weights(calib, cfg->vocab);
+    uint64_t tokens = 0;
+    for (const auto& s : calib.seqs) tokens += s.size();
+    job["token_weights"] = {{"sequences", calib.seqs.size()}, {"tokens", tokens}};
   }
 
-  // Calibration: inputs of every selected linear layer, from the dense model on self-sampled text.
+  // Calibration: inputs of every selected linear layer whose codec calibrates, from the dense model.
   std::map<std::string, MatrixRMd> covariances;
   if (opt.calibrate) {
-    auto net = load_transformer(ModelWeights::from_parts(model, nullptr));
-    std::map<std::string, const RecordingLinear*> rec;
-    for (const auto& [n, item] : selected) {
-      if (!find_codec(item->method).calibrates()) continue;
-      auto it = slots.find(n);
-      if (it == slots.end()) continue;
-      auto* p = slot_op(net->layers[it->second.layer], it->second.role);
-      if (!p || !*p) continue;
-      auto r = std::make_unique<RecordingLinear>(std::move(*p));
-      rec[n] = r.get();
-      *p = std::move(r);
-    }
-    // The recording layers see the calibration sequences (sampled above from a plain copy).
-    for (const auto& s : calib.seqs) {
-      KvCache cache = net->new_cache(int64_t(s.size()));
-      std::vector<float> last(size_t(net->cfg.vocab));
-      net->forward(s, cache, last.data(), false);
-    }
-    for (const auto& [n, r] : rec) covariances[n] = r->covariance();
+    std::set<std::string> names;
+    for (const auto& [n, item] : selected)
+      if (find_codec(item->method).calibrates()) names.insert(n);
+    covariances = layer_input_covariances(model, names, calib);
   }
 
   v1::Artifact art;
@@ -282,7 +330,6 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
     const MatrixRM W = t.to_matrix();
     const json& p = pick->second->params;
     const std::string& method = pick->second->method;
-    const Codec& codec = find_codec(method);
     CodecContext sub = ctx;
     const int64_t base = done_elems;
     sub.progress = [&, base](double f) {
@@ -290,31 +337,9 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
     };
     if (!token_weights.empty() && token_weights.size() == size_t(W.rows())) sub.row_weights = token_weights;
     else if (!(ctx.row_weights.size() == size_t(W.rows()))) sub.row_weights = {};
-    v1::CompressedTensor ct;
-    try {
-      auto cov = covariances.find(n);
-      if (cov != covariances.end()) {
-        const json r = codec.resolve(p, W.rows(), W.cols());
-        const Calibration cal{&cov->second, opt.adam_steps, opt.whitening};
-        const auto t0 = std::chrono::steady_clock::now();
-        ct = codec.encode_calibrated(W, r, cal, sub);
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        ct.set_name(n);
-        ct.set_source_dtype(to_proto(t.dtype));
-        const MatrixRM Wh = codec.decode(ct);
-        fill_metrics(*ct.mutable_metrics(), error_stats(W, Wh), codec.stored_bytes(ct), W.rows(), W.cols(), dtype_size(t.dtype));
-        ct.mutable_metrics()->set_seconds(secs);
-        if (opt.baselines)  // the same generic baselines as compress_matrix gives an uncalibrated tensor
-          for (auto& b : compute_baselines(W, ct.metrics().stored_bytes(), dtype_size(t.dtype))) ct.add_baselines()->Swap(&b);
-      } else {
-        ct = compress_matrix(W, n, t.dtype, method, p, sub, CompressOptions{opt.baselines});
-      }
-    } catch (const ParamError& e) {
-      throw ParamError(e.field(), std::string("tensor '") + n + "': " + e.what());
-    }
-    if (opt.baselines)
-      for (auto& b : codec.own_baselines(W, p, ct.metrics().stored_bytes(), dtype_size(t.dtype)))
-        ct.add_baselines()->Swap(&b);
+    const auto cov = covariances.find(n);
+    v1::CompressedTensor ct =
+        encode_model_tensor(W, n, t.dtype, method, p, cov == covariances.end() ? nullptr : &cov->second, opt, sub);
     sq_norms.push_back(double(W.squaredNorm()));
     art.add_tensors()->Swap(&ct);
     done_elems += t.numel();

@@ -6,7 +6,9 @@
 // included); quality is measured when the runtime can run the architecture.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -81,6 +83,19 @@ struct MethodRule {
 /// as above; ParamError("calibrate") when calibration is asked and no rule's method calibrates.
 ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, std::span<const MethodRule> rules,
                               const ModelArtifactOptions& opt = {});
+
+/// The inputs' covariance X^T X / n (in, in) of each linear layer named in `names` (checkpoint
+/// names; others are ignored), from the dense model run on `calib`.
+std::map<std::string, MatrixRMd> layer_input_covariances(const HfModelDir& model, const std::set<std::string>& names,
+                                                         const SequenceSet& calib);
+/// How often each id occurs in `calib`, add-one smoothed and scaled to mean 1: (vocab) row weights.
+std::vector<float> token_frequency_weights(const SequenceSet& calib, int64_t vocab);
+/// One tensor of a whole-model artifact as build_model_artifact encodes it: calibrated when
+/// `covariance` is given, metrics filled, baselines (generic and the method's own) when opt.baselines.
+/// ParamErrors name the tensor.
+v1::CompressedTensor encode_model_tensor(ConstMatrixRef W, const std::string& name, DType source_dtype, const std::string& method,
+                                         const json& params, const MatrixRMd* covariance, const ModelArtifactOptions& opt,
+                                         const CodecContext& ctx);
 
 /// Compresses per plan_model_artifact (same errors) and measures quality when asked.
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,

@@ -57,14 +57,15 @@ Verdict judge(const QualityCandidate& result, std::span<const QualityCandidate> 
 v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Artifact& compressed, const ModelArtifactOptions& opt,
                                        const CodecContext* cancel) {
   const auto dense = load_transformer(ModelWeights::from_parts(dense_dir, nullptr));
+  const SequenceSet set = make_sequence_set(*dense, opt.eval_set, "evaluation");
+  const ReferenceLogits ref(*dense, set.seqs);  // the dense side once, for the result and every alternative
   // A whole-model artifact runs alone; one that replaces some tensors runs over the directory.
   auto run = [&](const v1::Artifact& a, const SequenceSet& set) {
     const bool whole = !a.config_json().empty();
     const auto net = load_transformer(
         ModelWeights::from_parts(whole ? std::nullopt : std::optional<HfModelDir>(dense_dir), std::make_shared<const v1::Artifact>(a)));
-    return compare_models(*dense, *net, set.seqs, set.source);
+    return ref.compare(*net, set.source);
   };
-  const SequenceSet set = make_sequence_set(*dense, opt.eval_set, "evaluation");
   v1::ModelQuality q = run(compressed, set).to_proto();
   if (!opt.compare || compressed.tensors_size() == 0) return q;
 
