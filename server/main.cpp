@@ -1,5 +1,6 @@
 // tensorslm-server: the compression service. Settings: defaults < --config file < TENSORSLM_*
-// environment < flags. SIGINT/SIGTERM shut down gracefully (running jobs go back to 'queued').
+// environment < flags. SIGINT/SIGTERM shut down gracefully (running jobs go back to 'queued');
+// SIGHUP reloads the TLS certificate and key for new connections (http/http_server.h).
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -7,6 +8,7 @@
 #include <iostream>
 
 #include "config/config.h"
+#include "http/tls_context.h"
 #include "service.h"
 
 int main(int argc, char** argv) {
@@ -29,6 +31,13 @@ int main(int argc, char** argv) {
   auto* o_tar_members = cli.add_option("--tar-max-members", tar_members, "entries of one tar upload")->check(CLI::PositiveNumber);
   auto* o_tar_ratio = cli.add_option("--tar-max-ratio", tar_ratio, "extracted / compressed bytes of a tar upload")->check(CLI::Range(1.0, 1e9));
   auto* o_metrics_public = cli.add_flag("--metrics-public", metrics_public, "serve /metrics without a token (=false to require one)");
+  // TLS (config keys tls_cert, tls_key, insecure_http; see configs/server.json).
+  std::string tls_cert, tls_key;
+  bool insecure_http = false;
+  cli.add_option("--tls-cert", tls_cert, "serve HTTPS with this PEM certificate chain (leaf first); SIGHUP reloads it");
+  cli.add_option("--tls-key", tls_key, "PEM private key of --tls-cert (unencrypted)");
+  auto* o_insecure = cli.add_flag("--insecure-http", insecure_http,
+                                  "allow plain HTTP on a non-loopback address (logged as a warning at every start)");
   cli.set_version_flag("--version", std::string("tensorslm-server ") + TSM_VERSION);
   CLI11_PARSE(cli, argc, argv);
 
@@ -38,6 +47,8 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // SIGHUP: ignored until the HTTP server handles it (reload); never the default "terminate".
+  std::signal(SIGHUP, SIG_IGN);
 
   Config c;
   try {
@@ -52,6 +63,13 @@ int main(int argc, char** argv) {
     if (o_tar_members->count()) c.tar_max_members = tar_members;
     if (o_tar_ratio->count()) c.tar_max_ratio = tar_ratio;
     if (o_metrics_public->count()) c.metrics_public = metrics_public;
+    if (!tls_cert.empty()) c.tls_cert = tls_cert;
+    if (!tls_key.empty()) c.tls_key = tls_key;
+    if (o_insecure->count()) c.insecure_http = insecure_http;
+    // A configuration the server would refuse (a non-loopback bind without TLS, say), or a
+    // certificate it cannot use, fails here: one line, before anything is opened or logged.
+    c.validate();
+    if (c.tls_enabled()) make_server_tls_context(c.tls_cert, c.tls_key);
     setup_logging(c);
     Service svc(c);
     svc.start();

@@ -80,7 +80,7 @@ uint16_t Service::start() {
   }
   a.ready = true;
   started_ = true;
-  spdlog::info("tensorslm-server listening on http://{}:{} (data in {}, {} I/O threads)", a.config.host, port,
+  spdlog::info("tensorslm-server listening on {}://{}:{} (data in {}, {} I/O threads)", a.config.tls_enabled() ? "https" : "http", a.config.host, port,
                a.config.data_dir, a.config.io_threads);
   return port;
 }

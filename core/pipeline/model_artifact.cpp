@@ -190,6 +190,8 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& te
   return build_model_artifact(model, plan, ctx, source_sha256, opt, job, timings);
 }
 
+bool stored_in_out_weight(const ModelConfig& cfg, const std::string& name) { return is_in_out_linear(cfg, linear_slots(cfg), name); }
+
 std::vector<float> token_frequency_weights(const SequenceSet& calib, int64_t vocab) {
   std::vector<double> counts(size_t(vocab), 1.0);
   double total = double(vocab);

@@ -88,6 +88,8 @@ ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json
 /// names; others are ignored), from the dense model run on `calib`.
 std::map<std::string, MatrixRMd> layer_input_covariances(const HfModelDir& model, const std::set<std::string>& names,
                                                          const SequenceSet& calib);
+/// Whether `name` is a linear weight that `cfg`'s architecture stores (in, out) (GPT-2 Conv1D).
+bool stored_in_out_weight(const ModelConfig& cfg, const std::string& name);
 /// How often each id occurs in `calib`, add-one smoothed and scaled to mean 1: (vocab) row weights.
 std::vector<float> token_frequency_weights(const SequenceSet& calib, int64_t vocab);
 /// One tensor of a whole-model artifact as build_model_artifact encodes it: calibrated when

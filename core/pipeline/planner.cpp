@@ -314,16 +314,27 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
   rep.repair_source = repair.source;
   rep.verify_source = verify.source;
 
-  // Layer inputs (GPTQ, calibrated corrections) and token weights, as the final build computes them.
+  // Measured or proxy sensitivity (see the header).
+  uint64_t params = 0;
+  for (const auto& m : metas) params += uint64_t(shape_numel(m.shape));
+  const bool proxy = opt.sensitivity == PlannerOptions::Sensitivity::kProxy ||
+                     (opt.sensitivity == PlannerOptions::Sensitivity::kAuto &&
+                      double(params) * double(planned.size()) * double(opt.candidates.size()) > 5e9);
+  rep.sensitivity_mode = proxy ? "proxy" : "measured";
+  std::vector<bool> dense_cfg_in_out;
+  for (const auto* m : planned) dense_cfg_in_out.push_back(stored_in_out_weight(dense->cfg, m->name));
+
+  // Layer inputs (GPTQ, calibrated corrections, the proxy's norm) and token weights, as the final
+  // build computes them.
   report("calibrate", 0);
   std::map<std::string, MatrixRMd> cov;
-  if (opt.calibrate) {
+  if (opt.calibrate || proxy) {
     std::set<std::string> names;
     for (const auto* m : planned) names.insert(m->name);
     cov = layer_input_covariances(model, names, calib);
   }
   std::vector<float> token_weights;
-  if (any_embedding_op) token_weights = token_frequency_weights(calib, dense->cfg.vocab);
+  if (any_embedding_op || proxy) token_weights = token_frequency_weights(calib, dense->cfg.vocab);
   report("calibrate", 1);
 
   // Every candidate of every planned tensor: encoded, sized, and its damage measured.
@@ -339,6 +350,22 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
   auto kl_of = [&](const v1::Artifact& partial, const ReferenceLogits& ref) {
     const auto net = load_transformer(ModelWeights::from_parts(model, std::make_shared<const v1::Artifact>(partial)));
     return ref.compare(*net, "").kl_mean;
+  };
+  // The error of a candidate in the norm the model sees: tr(E C E^T) over the inputs of a linear
+  // layer (C its inputs' covariance, E in (out, in) orientation), else the rows' squared error
+  // weighted by token frequency (an embedding) or uniformly.
+  auto weighted_error = [&](const MatrixRM& W, const MatrixRM& Wh, size_t t) {
+    const MatrixRM E = W - Wh;
+    const auto cv = cov.find(planned[t]->name);
+    if (cv != cov.end()) {
+      const bool io = dense_cfg_in_out[t];
+      const Eigen::MatrixXf Cf = cv->second.cast<float>();
+      if (io) return double(((Cf * E).array() * E.array()).sum());  // E stored (in, out)
+      return double(((E * Cf).array() * E.array()).sum());
+    }
+    const Eigen::VectorXd rows = E.rowwise().squaredNorm().cast<double>();
+    if (token_weights.size() == size_t(E.rows())) return (rows.array() * Eigen::Map<const Eigen::VectorXf>(token_weights.data(), E.rows()).cast<double>().array()).sum();
+    return rows.sum();
   };
   for (size_t t = 0; t < T; ++t) {
     const TensorMeta& m = *planned[t];
@@ -366,16 +393,36 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
       CodecContext sub;
       sub.cancel = ctx.cancel;
       sub.threads = ctx.threads;
-      if (token_weights.size() == size_t(W.rows())) sub.row_weights = token_weights;
+      if (any_embedding_op && token_weights.size() == size_t(W.rows())) sub.row_weights = token_weights;
       v1::CompressedTensor ct = encode_model_tensor(W, m.name, src.dtype, cand.method, resolved,
                                                     cal ? &cv->second : nullptr, eopt, sub);
-      v1::Artifact partial;
-      *partial.add_tensors() = ct;
-      const double damage = std::max(0.0, kl_of(partial, sens_ref));
-      all_opts[t].push_back({cand.label, cand.method, resolved, ct.metrics().stored_bytes(), damage, ct.metrics().rel_error()});
+      double damage = 0;
+      if (proxy) {
+        damage = weighted_error(W, codec.decode(ct), t);  // scaled to KL below
+      } else {
+        v1::Artifact partial;
+        *partial.add_tensors() = ct;
+        damage = std::max(0.0, kl_of(partial, sens_ref));
+      }
+      const bool gptq_added = !cand.params.contains("calibration") && resolved.value("calibration", "") == "gptq";
+      all_opts[t].push_back({cand.label + (gptq_added ? "+gptq" : ""), cand.method, resolved, ct.metrics().stored_bytes(), damage,
+                             ct.metrics().rel_error()});
       opt_cand[t].push_back(int(c));
       enc[t][c] = std::move(ct);
       used[c] = true;
+    }
+    if (proxy && all_opts[t].size() > 1) {
+      // One candidate measured end to end (the median weighted error) scales them all to KL.
+      std::vector<size_t> order;
+      for (size_t i = 1; i < all_opts[t].size(); ++i) order.push_back(i);
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return all_opts[t][a].damage < all_opts[t][b].damage; });
+      const size_t ref = order[order.size() / 2];
+      v1::Artifact partial;
+      *partial.add_tensors() = *enc[t][size_t(opt_cand[t][ref])];
+      const double kl = std::max(0.0, kl_of(partial, sens_ref));
+      const double err = all_opts[t][ref].damage;
+      const double alpha = err > 0 ? kl / err : 0;
+      for (size_t i = 1; i < all_opts[t].size(); ++i) all_opts[t][i].damage *= alpha;
     }
   }
   for (size_t c = 0; c < C; ++c)
@@ -477,7 +524,8 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
     double est = 0;
     for (size_t t = 0; t < T; ++t) est += all_opts[t][size_t(p[t])].damage;
     const double kl = measure(p);
-    rep.uniform.push_back({opt.candidates[c].label, bytes_of(p), ratio(bytes_of(p)), kl});
+    rep.uniform.push_back({opt.candidates[c].label + (opt.calibrate && find_codec(opt.candidates[c].method).calibrates() ? " (gptq where offered)" : ""),
+                           bytes_of(p), ratio(bytes_of(p)), kl});
     measured.push_back({p, bytes_of(p), est, kl, "uniform " + opt.candidates[c].label});
     report("repair", 0.4 + 0.4 * double(c + 1) / double(C));
   }
@@ -644,6 +692,7 @@ json plan_report_json(const PlanReport& r) {
             {"kl_estimate", r.kl_estimate},
             {"kl_repair", r.kl_repair},
             {"kl_verified", r.kl_verified},
+            {"sensitivity", r.sensitivity_mode},
             {"sets", {{"sensitivity", r.sensitivity_source}, {"repair", r.repair_source}, {"verify", r.verify_source}}},
             {"repairs", r.repairs},
             {"frontier", frontier},

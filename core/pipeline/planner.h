@@ -3,8 +3,12 @@
 // 1. Candidates: every planned tensor (each 2-D float tensor matching `tensors`) is encoded with
 //    every candidate representation (block types with GPTQ when calibrating, casts, low-rank
 //    corrections of quantization error, ...; `--methods`), and kept at its source dtype as one more
-//    option. Its damage is measured, not guessed: KL(dense || model with only this tensor
-//    replaced) on the first `sensitivity_sequences` calibration sequences.
+//    option. Its damage is KL(dense || model with only this tensor replaced) on the first
+//    `sensitivity_sequences` calibration sequences: measured for every candidate (small models), or
+//    (large ones, or `sensitivity` proxy) measured for one candidate per tensor and carried to the
+//    others in proportion to their error in the norm of the layer's inputs, tr(E C E^T) (C: the
+//    inputs' covariance; embeddings: the rows' squared error weighted by token frequency), as KL
+//    grows with the square of a small perturbation.
 // 2. Allocation: each tensor's Pareto set of (stored bytes, damage); the global budget is spread
 //    over them by a Lagrangian sweep over the lower convex hulls (steps in order of damage saved per
 //    byte; the sweep's states are the estimated frontier), then a greedy fill of the bytes left with
@@ -68,6 +72,9 @@ struct PlannerOptions {
   bool calibrate = true;
   SequenceSpec calib_set = default_calib_spec();
   int sensitivity_sequences = 8;  ///< the first calibration sequences measure each candidate's damage
+  enum class Sensitivity { kAuto, kMeasured, kProxy };
+  /// auto: measured when (parameters x planned tensors x candidates) <= 5e9, else proxy.
+  Sensitivity sensitivity = Sensitivity::kAuto;
   SequenceSpec repair_set = default_repair_spec();
   SequenceSpec verify_set = default_eval_spec();
   int repair_rounds = 4;          ///< max_kl: re-allocations at most
@@ -118,6 +125,7 @@ struct PlanReport {
   std::string message;                  ///< one line: what was chosen, or why the target is out of reach
   std::vector<std::string> repairs;     ///< what the repair step changed, one line each
   std::string sensitivity_source, repair_source, verify_source;
+  std::string sensitivity_mode;         ///< "measured" | "proxy"
   json spec;                            ///< re-runnable job spec: {whole_model, entries, calibrate?}
 };
 

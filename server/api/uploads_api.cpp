@@ -18,6 +18,19 @@ json upload_json(const UploadRecord& u) {
           {"created_unix", u.created_unix}, {"url", "/v1/uploads/" + u.id}};
 }
 
+/// Removes blob `sha` (and its extracted model directory) unless an upload or artifact row still
+/// references it; the caller holds the blob store's refs_mutex(). Best effort: a leftover is only
+/// unreferenced space, never a broken row.
+void drop_if_unreferenced(App& app, const std::string& sha) {
+  try {
+    if (app.store->blob_refs(sha) != 0) return;
+    app.blobs->remove(sha);
+    std::error_code ec;
+    std::filesystem::remove_all(app.models_dir + "/" + sha, ec);
+  } catch (const std::exception&) {
+  }
+}
+
 }  // namespace
 
 void post_upload(App& app, RequestPtr req, Respond respond) {
@@ -37,10 +50,17 @@ void post_upload(App& app, RequestPtr req, Respond respond) {
   // Validation reads the whole file: the blocking pool, never the I/O thread.
   boost::asio::post(app.blocking, [&app, req, respond, opt] {
     try {
-      UploadRecord u = ingest_upload(req->upload, opt, *app.blobs, app.models_dir);
+      UploadRecord u = ingest_upload(req->upload, opt, *app.blobs, app.models_dir, [&app](UploadRecord& u) {
+        u.id = new_id("u_");
+        try {
+          app.store->insert_upload(u);
+        } catch (...) {
+          // No row (a full disk is SQLITE_FULL, a 507): the blob stored for it goes too.
+          drop_if_unreferenced(app, u.sha256);
+          throw;
+        }
+      });
       req->upload.reset();
-      u.id = new_id("u_");
-      app.store->insert_upload(u);
       auto r = json_response(http::status::created, upload_json(u));
       r.set(http::field::location, "/v1/uploads/" + u.id);
       respond(std::move(r));
@@ -59,12 +79,9 @@ void get_upload(App& app, RequestPtr req, Respond respond) {
 
 void delete_upload(App& app, RequestPtr req, Respond respond) {
   auto u = is_id(req->params[0], "u_") ? app.store->get_upload(req->params[0]) : std::nullopt;
+  std::lock_guard refs(app.blobs->refs_mutex());  // the row and, when it was the last, the blob
   if (!u || !app.store->delete_upload(u->id)) throw HttpError(http::status::not_found, "no upload '" + req->params[0] + "'");
-  if (app.store->blob_refs(u->sha256) == 0) {
-    app.blobs->remove(u->sha256);
-    std::error_code ec;
-    std::filesystem::remove_all(app.models_dir + "/" + u->sha256, ec);
-  }
+  drop_if_unreferenced(app, u->sha256);
   StringResponse r{http::status::no_content, 11};
   respond(std::move(r));
 }

@@ -116,7 +116,21 @@ void Config::validate() const {
         throw Error("tokens[" + t.name + "].devices: '" + d +
                     "' is not a device id ([A-Za-z0-9._-], 1-128) or such a prefix ending in '*'");
   }
-  if (!is_loopback() && tokens.empty())
+  if (tls_cert.empty() != tls_key.empty())
+    throw Error(tls_cert.empty() ? "tls_key is set without tls_cert: give both (--tls-cert FILE --tls-key FILE)"
+                                 : "tls_cert is set without tls_key: give both (--tls-cert FILE --tls-key FILE)");
+  const bool no_tls = !is_loopback() && !tls_enabled() && !insecure_http;
+  const bool no_tokens = !is_loopback() && tokens.empty();
+  if (no_tls && no_tokens)
+    throw Error("refusing to listen on " + host +
+                " without tokens and without TLS: add bearer tokens to the config ('tokens') and give --tls-cert "
+                "FILE --tls-key FILE (config tls_cert, tls_key; --insecure-http to serve plain HTTP anyway), or "
+                "listen on 127.0.0.1");
+  if (no_tls)
+    throw Error("refusing to serve plain HTTP on non-loopback address " + host +
+                ": give --tls-cert FILE --tls-key FILE (config tls_cert, tls_key), or --insecure-http "
+                "(config insecure_http) to serve it unencrypted anyway");
+  if (no_tokens)
     throw Error("refusing to listen on " + host +
                 " without tokens: add bearer tokens to the config ('tokens') or listen on 127.0.0.1");
 }
@@ -145,6 +159,9 @@ Config load_config_file(const std::string& path, Config c) {
   get(j, "tar_max_members", c.tar_max_members);
   get(j, "tar_max_ratio", c.tar_max_ratio);
   get(j, "metrics_public", c.metrics_public);
+  get(j, "tls_cert", c.tls_cert);
+  get(j, "tls_key", c.tls_key);
+  get(j, "insecure_http", c.insecure_http);
   get(j, "log_format", c.log_format);
   get(j, "log_level", c.log_level);
   if (j.contains("tokens")) {
@@ -187,6 +204,9 @@ void apply_env(Config& c) {
     c.tar_max_members = static_cast<int64_t>(std::min<uint64_t>(env_u64("TENSORSLM_TAR_MAX_MEMBERS", v), INT64_MAX));
   if (auto v = env("TENSORSLM_TAR_MAX_RATIO")) c.tar_max_ratio = env_double("TENSORSLM_TAR_MAX_RATIO", v);
   if (auto v = env("TENSORSLM_METRICS_PUBLIC")) c.metrics_public = env_bool("TENSORSLM_METRICS_PUBLIC", v);
+  if (auto v = env("TENSORSLM_TLS_CERT")) c.tls_cert = v;
+  if (auto v = env("TENSORSLM_TLS_KEY")) c.tls_key = v;
+  if (auto v = env("TENSORSLM_INSECURE_HTTP")) c.insecure_http = env_bool("TENSORSLM_INSECURE_HTTP", v);
   if (auto v = env("TENSORSLM_LOG_FORMAT")) c.log_format = v;
   if (auto v = env("TENSORSLM_LOG_LEVEL")) c.log_level = v;
 }

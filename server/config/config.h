@@ -1,7 +1,8 @@
 // Server configuration: defaults < config file (JSON with // comments) < TENSORSLM_* environment
 // variables < command-line flags. Invariant after validate(): sizes and counts are positive, every
-// token's hash is hex and its scopes and device ids well formed, and a non-loopback listen address
-// has at least one token (otherwise the server refuses to start).
+// token's hash is hex and its scopes and device ids well formed, tls_cert and tls_key are both set
+// or both empty, and a non-loopback listen address has TLS (or insecure_http, said explicitly) and
+// at least one token (otherwise the server refuses to start).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -39,11 +40,17 @@ struct Config {
   int64_t tar_max_members = 10000;              ///< entries (files and directories)
   double tar_max_ratio = 200;                   ///< extracted bytes / compressed bytes read, while streaming
   bool metrics_public = false;                  ///< /metrics without a token (else the metrics or admin scope)
+  // TLS (both or neither): PEM certificate chain (leaf first) and PEM private key; SIGHUP reloads them.
+  std::string tls_cert;                         ///< empty = plain HTTP
+  std::string tls_key;
+  bool insecure_http = false;                   ///< allow plain HTTP on a non-loopback address (warned at every start)
   std::string log_format = "text";              ///< text | json
   std::string log_level = "info";
   std::vector<TokenConfig> tokens;
 
+  /// 127.0.0.0/8, ::1 or "localhost".
   bool is_loopback() const;
+  bool tls_enabled() const { return !tls_cert.empty() || !tls_key.empty(); }
   uint64_t effective_tar_max_extracted_bytes() const;
   uint64_t effective_tar_max_member_bytes() const;
   /// Throws tsm::Error with the key at fault.
@@ -54,7 +61,8 @@ struct Config {
 Config load_config_file(const std::string& path, Config base = {});
 /// Applies TENSORSLM_LISTEN, _DATA_DIR, _WORKERS, _IO_THREADS, _QUEUE_CAPACITY, _UPLOAD_MAX_BYTES,
 /// _BODY_IDLE_TIMEOUT_S, _TAR_MAX_EXTRACTED_BYTES, _TAR_MAX_MEMBER_BYTES, _TAR_MAX_MEMBERS,
-/// _TAR_MAX_RATIO, _METRICS_PUBLIC (true/false/1/0), _LOG_FORMAT, _LOG_LEVEL from the environment.
+/// _TAR_MAX_RATIO, _METRICS_PUBLIC (true/false/1/0), _TLS_CERT, _TLS_KEY, _INSECURE_HTTP (true/false/1/0),
+/// _LOG_FORMAT, _LOG_LEVEL from the environment.
 /// Throws tsm::Error naming the variable when a value is not a number / boolean.
 void apply_env(Config& c);
 /// Parses "HOST:PORT" into c.host / c.port. Throws tsm::Error on a malformed value.

@@ -2,18 +2,23 @@
 
 #include <spdlog/spdlog.h>
 
-#include <atomic>
+#include <poll.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <limits>
 #include <optional>
+#include <type_traits>
 
 #include "common/error.h"
 #include "common/utf8.h"
@@ -24,6 +29,7 @@ namespace tsm::server {
 
 namespace beast = boost::beast;
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -84,17 +90,73 @@ std::string first_invalid_utf8(const Request& r) {
   return {};
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+/// A peer that has sent its FIN (shut down its sending side), whatever bytes are still unread.
+bool peer_half_closed(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+template <class Stream>
+Stream make_stream(beast::tcp_stream&& tcp, ssl::context* ctx) {
+  if constexpr (std::is_same_v<Stream, beast::tcp_stream>)
+    return Stream(std::move(tcp));
+  else
+    return Stream(std::move(tcp), *ctx);
+}
+
+/// One connection, over a plain TCP stream (beast::tcp_stream) or TLS over it
+/// (beast::ssl_stream<beast::tcp_stream>); everything but the handshake, the close and the
+/// disconnect watch is the same code for both. The TLS session holds its own context, so a
+/// certificate reload does not touch it.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
-  Session(tcp::socket&& s, std::shared_ptr<HttpShared> sh)
-      : stream_(std::move(s)), body_timer_(stream_.get_executor()), sh_(std::move(sh)) {}
+  /// `early`: bytes already read from the connection (the TLS detector's), handled first.
+  Session(beast::tcp_stream&& s, std::shared_ptr<HttpShared> sh, std::shared_ptr<ssl::context> ctx = nullptr,
+          asio::const_buffer early = {})
+      : ctx_(std::move(ctx)),
+        stream_(make_stream<Stream>(std::move(s), ctx_.get())),
+        body_timer_(stream_.get_executor()),
+        sh_(std::move(sh)) {
+    buffer_.commit(asio::buffer_copy(buffer_.prepare(early.size()), early));
+  }
 
   void run() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
   }
 
  private:
   const Config& cfg() const { return sh_->config; }
+  /// The TCP layer (the stream itself when plain): timeouts, the socket, the close.
+  beast::tcp_stream& transport() { return beast::get_lowest_layer(stream_); }
+
+  void start() {
+    if constexpr (kTls) {
+      transport().expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::duration<double>(cfg().header_timeout_s)));
+      stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
+                              [self = this->shared_from_this()](beast::error_code ec, size_t used) {
+                                self->on_handshake(ec, used);
+                              });
+    } else {
+      do_read();
+    }
+  }
+
+  void on_handshake(beast::error_code ec, size_t used) {
+    if (ec) {
+      // An old protocol, no common cipher, an untrusting client, or a scanner: one log line.
+      beast::error_code ignored;
+      auto peer = transport().socket().remote_endpoint(ignored);
+      spdlog::info("TLS handshake with {}:{} failed: {}", peer.address().to_string(), peer.port(), ec.message());
+      return close_transport();
+    }
+    handshake_done_ = true;
+    buffer_.consume(used);
+    do_read();
+  }
 
   void do_read() {
     hdr_.emplace();
@@ -104,15 +166,15 @@ class Session : public std::enable_shared_from_this<Session> {
     up_.reset();
     route_ = nullptr;
     route_label_ = "unmatched";
-    stream_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
+    transport().expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::chrono::duration<double>(cfg().header_timeout_s)));
     http::async_read_header(stream_, buffer_, *hdr_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == asio::error::connection_reset || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted || ec == asio::error::eof)
+        ec == asio::error::operation_aborted || ec == asio::error::eof || ec == ssl::error::stream_truncated)
       return close();
     t0_ = Clock::now();
     req_ = std::make_shared<Request>();
@@ -170,7 +232,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                   "body of " + std::to_string(*len) + " bytes exceeds the limit of " +
                                       std::to_string(limit) + " bytes for " + route_->pattern));
     bool expect_continue = beast::iequals(h[http::field::expect], "100-continue");
-    auto start_body = [self = shared_from_this(), streamed, limit] {
+    auto start_body = [self = this->shared_from_this(), streamed, limit] {
       if (streamed) {
         std::shared_ptr<BlobSink> sink;
         try {
@@ -192,7 +254,7 @@ class Session : public std::enable_shared_from_this<Session> {
     };
     if (expect_continue) {
       static const std::string k100 = "HTTP/1.1 100 Continue\r\n\r\n";
-      asio::async_write(stream_, asio::buffer(k100), [self = shared_from_this(), start_body](beast::error_code ec, size_t) {
+      asio::async_write(stream_, asio::buffer(k100), [self = this->shared_from_this(), start_body](beast::error_code ec, size_t) {
         if (ec) return self->close();
         start_body();
       });
@@ -208,14 +270,14 @@ class Session : public std::enable_shared_from_this<Session> {
   void arm_body_timer() {
     last_progress_ = Clock::now();
     if (body_timer_armed_) return;
-    stream_.expires_never();
+    transport().expires_never();
     body_timer_armed_ = true;
     wait_body_timer(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg().body_idle_timeout_s)));
   }
 
   void wait_body_timer(Clock::duration d) {
     body_timer_.expires_after(d);
-    body_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    body_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (ec || !self->body_timer_armed_) {
         self->body_timer_armed_ = false;
         return;
@@ -226,7 +288,7 @@ class Session : public std::enable_shared_from_this<Session> {
       self->body_timer_armed_ = false;
       self->body_timed_out_ = true;
       beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);
+      self->transport().socket().cancel(ignored);
     });
   }
 
@@ -250,7 +312,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return read_raw();
     }
     http::async_read_some(stream_, buffer_, *up_,
-                          [self = shared_from_this()](beast::error_code ec, size_t) { self->on_upload_some(ec); });
+                          [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_upload_some(ec); });
   }
 
   bool sink_write(const char* p, size_t n) {
@@ -269,11 +331,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (raw_left_ == 0) return on_upload_done({});
     last_progress_ = Clock::now();
     size_t want = static_cast<size_t>(std::min<uint64_t>(raw_left_, raw_buf_.size()));
-    stream_.socket().async_read_some(asio::buffer(raw_buf_.data(), want),
-                                     [self = shared_from_this()](beast::error_code ec, size_t n) {
-                                       if (ec) return self->on_upload_done(ec == asio::error::eof ? http::error::partial_message : ec);
-                                       if (self->sink_write(self->raw_buf_.data(), n)) self->read_raw();
-                                     });
+    stream_.async_read_some(asio::buffer(raw_buf_.data(), want),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec)
+                                return self->on_upload_done(
+                                    ec == asio::error::eof || ec == ssl::error::stream_truncated ? http::error::partial_message : ec);
+                              if (self->sink_write(self->raw_buf_.data(), n)) self->read_raw();
+                            });
   }
 
   void on_upload_some(beast::error_code ec) {
@@ -316,7 +380,8 @@ class Session : public std::enable_shared_from_this<Session> {
                                   "the request body stalled for more than " +
                                       std::to_string(static_cast<int>(cfg().body_idle_timeout_s)) + " s"));
     }
-    if (ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset) {
+    if (ec == http::error::partial_message || ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == ssl::error::stream_truncated) {
       spdlog::warn("[{}] {} {}: client went away mid-body ({})", req_->request_id, http::to_string(req_->method),
                    req_->target, ec.message());
       return close();
@@ -325,8 +390,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void dispatch() {
-    stream_.expires_never();
-    auto self = shared_from_this();
+    transport().expires_never();
+    auto self = this->shared_from_this();
     auto once = std::make_shared<std::atomic<bool>>(false);
     Respond respond = [self, once](Response r) {
       if (once->exchange(true)) return;
@@ -359,14 +424,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   /// While a reply is pending, notice a client that closes its end: the socket turns readable
-  /// and a peek reads 0 bytes (EOF) or fails. Pipelined bytes end the watch (the client is there).
+  /// and a peek reads 0 bytes (EOF) or fails. Pipelined bytes end the watch (the client is there);
+  /// over TLS the bytes may be the client's close_notify, so there its FIN decides.
   void watch_for_disconnect(uint64_t gen) {
-    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen](beast::error_code ec) {
-      if (gen != self->watch_gen_ || !self->replied_ || self->replied_->load() || !self->stream_.socket().is_open())
+    transport().socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this(), gen](beast::error_code ec) {
+      if (gen != self->watch_gen_ || !self->replied_ || self->replied_->load() || !self->transport().socket().is_open())
         return;
       char c;
-      ssize_t n = ec ? -1 : ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n > 0) return;
+      const int fd = self->transport().socket().native_handle();
+      ssize_t n = ec ? -1 : ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0 && (!kTls || !peer_half_closed(fd))) return;
       if (n < 0 && !ec && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return self->watch_for_disconnect(gen);
       if (self->replied_->exchange(true)) return;  // the reply won the race: it goes out as usual
       spdlog::info("[{}] {} {}: client disconnected before the reply; dropping it", self->req_->request_id,
@@ -409,8 +476,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void write(Msg&& msg) {
     auto sp = std::make_shared<std::decay_t<Msg>>(std::move(msg));
     res_ = sp;
-    stream_.expires_after(std::chrono::seconds(300));
-    http::async_write(stream_, *sp, [self = shared_from_this(), close = sp->need_eof()](beast::error_code ec,
+    transport().expires_after(std::chrono::seconds(300));
+    http::async_write(stream_, *sp, [self = this->shared_from_this(), close = sp->need_eof()](beast::error_code ec,
                                                                                        size_t bytes) {
       self->on_write(ec, bytes, close);
     });
@@ -427,13 +494,30 @@ class Session : public std::enable_shared_from_this<Session> {
     do_read();
   }
 
+  /// Ends the connection: over TLS with a close_notify first (bounded: a peer that never answers
+  /// it is cut off after 5 s), then the TCP close.
   void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    if (closing_) return;
+    closing_ = true;
+    if constexpr (kTls) {
+      if (handshake_done_ && transport().socket().is_open()) {
+        transport().expires_after(std::chrono::seconds(5));
+        stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->close_transport(); });
+        return;
+      }
+    }
+    close_transport();
   }
 
-  beast::tcp_stream stream_;
+  void close_transport() {
+    beast::error_code ec;
+    transport().socket().shutdown(tcp::socket::shutdown_send, ec);
+    transport().close();
+  }
+
+  std::shared_ptr<ssl::context> ctx_;  // TLS: outlives stream_ (declared first); null when plain
+  Stream stream_;
+  bool handshake_done_ = false, closing_ = false;
   boost::asio::steady_timer body_timer_;
   bool body_timed_out_ = false, body_timer_armed_ = false;
   static constexpr size_t kRawChunk = 1 << 20;
@@ -456,12 +540,102 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point t0_;
 };
 
+using PlainSession = Session<beast::tcp_stream>;
+using TlsSession = Session<beast::ssl_stream<beast::tcp_stream>>;
+
+/// The first step of a connection to a TLS listener: reads until its first bytes show whether a
+/// TLS handshake is starting (beast::async_detect_ssl). TLS goes on as a TlsSession with the
+/// context current now; plain HTTP is answered with a 400 naming https, then closed.
+class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
+ public:
+  TlsDetector(tcp::socket&& s, std::shared_ptr<HttpShared> sh, std::shared_ptr<TlsContextStore> tls)
+      : stream_(std::move(s)), sh_(std::move(sh)), tls_(std::move(tls)) {}
+
+  void run() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->stream_.expires_after(std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::duration<double>(self->sh_->config.header_timeout_s)));
+      beast::async_detect_ssl(self->stream_, self->buffer_,
+                              [self](beast::error_code ec, bool is_tls) { self->on_detect(ec, is_tls); });
+    });
+  }
+
+ private:
+  void on_detect(beast::error_code ec, bool is_tls) {
+    if (ec) return close();  // gone, or silent past the header timeout
+    if (is_tls) {
+      std::make_shared<TlsSession>(std::move(stream_), sh_, tls_->current(), buffer_.data())->run();
+      return;
+    }
+    beast::error_code ignored;
+    auto peer = stream_.socket().remote_endpoint(ignored);
+    spdlog::warn("plain HTTP from {}:{} on the TLS port: answered 400", peer.address().to_string(), peer.port());
+    res_ = problem(http::status::bad_request, "this port speaks HTTPS only: use https:// (TLS 1.2 or later)");
+    res_.keep_alive(false);
+    res_.set(http::field::server, "tensorslm-server/" TSM_VERSION);
+    stream_.expires_after(std::chrono::seconds(5));
+    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->close();
+      // Half-close and read what the client still sends until it closes: closing with its request
+      // unread would reset the connection and could destroy the 400 before the client reads it.
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->drain();
+    });
+  }
+
+  void drain() {
+    stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->close();  // EOF, or the 5 s bound
+      self->drain();
+    });
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_{1 << 20};
+  std::shared_ptr<HttpShared> sh_;
+  std::shared_ptr<TlsContextStore> tls_;
+  StringResponse res_;
+  char scratch_[4096];
+};
+
 }  // namespace
 
 HttpServer::HttpServer(asio::io_context& ioc, std::shared_ptr<HttpShared> shared)
-    : ioc_(ioc), acceptor_(asio::make_strand(ioc)), shared_(std::move(shared)) {}
+    : ioc_(ioc), acceptor_(asio::make_strand(ioc)), shared_(std::move(shared)), hup_(asio::make_strand(ioc)) {
+  const Config& c = shared_->config;
+  if (c.tls_enabled()) {
+    tls_ = std::make_shared<TlsContextStore>(c.tls_cert, c.tls_key);
+    const CertInfo& i = tls_->info_at_start();
+    spdlog::info("TLS on (TLS 1.2+, ECDHE + AEAD): certificate {} sha256 {} (expires {}); SIGHUP reloads {} and {}",
+                 i.subject, i.sha256, i.not_after, c.tls_cert, c.tls_key);
+  }
+}
+
+bool HttpServer::reload_tls() { return tls_ && tls_->reload(); }
+
+void HttpServer::wait_for_sighup() {
+  hup_.async_wait([this](beast::error_code ec, int) {
+    if (ec) return;  // stop() cancelled the wait
+    spdlog::info("SIGHUP received");
+    // Two small PEM files, once per signal: read here, on the signal set's strand.
+    if (!tls_) spdlog::info("TLS is off: no certificate to reload");
+    reload_tls();
+    wait_for_sighup();
+  });
+}
 
 uint16_t HttpServer::listen(const std::string& host, uint16_t port) {
+  if (!tls_ && !shared_->config.is_loopback())
+    spdlog::warn("insecure_http: serving plain HTTP on {} (not loopback); bearer tokens and data cross the network "
+                 "unencrypted. Configure tls_cert and tls_key (--tls-cert, --tls-key) to serve HTTPS",
+                 host);
   beast::error_code ec;
   auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
   if (ec) throw Error("listen: bad address '" + host + "'");
@@ -474,12 +648,22 @@ uint16_t HttpServer::listen(const std::string& host, uint16_t port) {
   return acceptor_.local_endpoint().port();
 }
 
-void HttpServer::start() { do_accept(); }
+void HttpServer::start() {
+  beast::error_code ec;
+  hup_.add(SIGHUP, ec);
+  if (ec) spdlog::warn("cannot handle SIGHUP ({}): certificate reload by signal is off", ec.message());
+  else wait_for_sighup();
+  do_accept();
+}
 
 void HttpServer::stop() {
   asio::post(acceptor_.get_executor(), [this] {
     beast::error_code ec;
     acceptor_.close(ec);
+  });
+  asio::post(hup_.get_executor(), [this] {
+    beast::error_code ec;
+    hup_.cancel(ec);
   });
 }
 
@@ -488,7 +672,10 @@ void HttpServer::do_accept() {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), shared_)->run();
+      if (tls_)
+        std::make_shared<TlsDetector>(std::move(socket), shared_, tls_)->run();
+      else
+        std::make_shared<PlainSession>(beast::tcp_stream(std::move(socket)), shared_)->run();
     }
     do_accept();
   });

@@ -1,6 +1,10 @@
 #include "http/problem.h"
 
+#include <cerrno>
+#include <system_error>
+
 #include "common/error.h"
+#include "store/storage_full.h"
 
 namespace tsm::server {
 
@@ -18,11 +22,28 @@ StringResponse problem(http::status status, const std::string& detail, const jso
   return r;
 }
 
+namespace {
+
+/// A std::filesystem / std::system_error that says the disk is full.
+bool is_no_space(const std::exception& e) {
+  const auto* se = dynamic_cast<const std::system_error*>(&e);
+  return se && (se->code() == std::errc::no_space_on_device ||
+                se->code() == std::error_condition(EDQUOT, std::generic_category()));
+}
+
+}  // namespace
+
 StringResponse problem_for(const std::exception& e) {
   const auto* te = dynamic_cast<const Error*>(&e);
   json extra = json::object();
   if (te)
     for (const auto& [k, v] : te->details()) std::visit([&, key = k](const auto& x) { extra[key] = x; }, v);
+  if (dynamic_cast<const StorageFull*>(&e) || is_no_space(e)) {
+    extra["reason"] = "disk_full";
+    return problem(http::status::insufficient_storage,
+                   std::string(e.what()) + " (the server's disk is full: free space, e.g. DELETE unused uploads, then retry)",
+                   extra);
+  }
   if (const auto* h = dynamic_cast<const HttpError*>(&e)) {
     for (auto it = h->extra.begin(); it != h->extra.end(); ++it) extra[it.key()] = it.value();
     return problem(h->status, e.what(), extra);

@@ -27,8 +27,9 @@ struct HttpError : std::runtime_error {
 
 /// The problem response for an exception (the one mapping of the HTTP edge): HttpError as it says;
 /// tsm::OptionError 400 with `field`; tsm::UnsupportedFormat 415; tsm::ParamError 422 with
-/// `field`; tsm::FormatError 422 with `offset` when known; any other tsm::Error 400; anything else
-/// 500. A tsm::Error's details become members of the problem object. Never throws on bad bytes.
+/// `field`; tsm::FormatError 422 with `offset` when known; StorageFull (store/store.h) and a
+/// std::system_error with ENOSPC / EDQUOT 507 with reason "disk_full"; any other tsm::Error 400;
+/// anything else 500. A tsm::Error's details become members of the problem object. Never throws on bad bytes.
 StringResponse problem_for(const std::exception& e);
 
 }  // namespace tsm::server

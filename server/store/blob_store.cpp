@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <random>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace fs = std::filesystem;
@@ -23,6 +22,8 @@ std::string random_hex(int n) {
   for (auto& c : s) c = digits[rng() & 15];
   return s;
 }
+
+bool no_space(int e) { return e == ENOSPC || e == EDQUOT; }
 
 void fsync_dir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
@@ -44,7 +45,16 @@ bool is_sha256_hex(std::string_view s) {
 BlobSink::BlobSink(const std::string& tmp_dir) {
   path_ = tmp_dir + "/upload-" + random_hex(16);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error("cannot create " + path_ + ": " + std::strerror(errno));
+  if (fd_ < 0 && no_space(errno)) full_ = true;  // said by finish(), after the body
+  else if (fd_ < 0) throw Error("cannot create " + path_ + ": " + std::strerror(errno));
+}
+
+void BlobSink::disk_full() {
+  full_ = true;
+  full_at_ = written_;
+  buf_ = {};
+  // Give the space back now: the body keeps arriving, and other writers need the room.
+  if (fd_ >= 0 && ::ftruncate(fd_, 0) != 0) { /* the unlink on destruction frees it anyway */ }
 }
 
 BlobSink::~BlobSink() {
@@ -53,6 +63,10 @@ BlobSink::~BlobSink() {
 }
 
 void BlobSink::write(const void* data, size_t n) {
+  if (full_) {  // the rest of the body is read and discarded; finish() says why
+    bytes_ += n;
+    return;
+  }
   sha_.update(data, n);
   if (head_.size() < 65536) head_.append(static_cast<const char*>(data), std::min(n, 65536 - head_.size()));
   constexpr size_t kBuf = 1 << 20;
@@ -68,15 +82,18 @@ void BlobSink::write(const void* data, size_t n) {
 }
 
 void BlobSink::flush() {
+  if (full_) return;
   write_fd(buf_.data(), buf_.size());
   buf_.clear();
 }
 
 void BlobSink::write_fd(const char* p, size_t n) {
+  if (full_) return;  // (write() past the buffer flushes first, which may have found the disk full)
   while (n > 0) {
     ssize_t w = ::write(fd_, p, n);
     if (w < 0) {
       if (errno == EINTR) continue;
+      if (no_space(errno)) return disk_full();
       throw Error("cannot write " + path_ + ": " + std::strerror(errno));
     }
     p += w;
@@ -95,9 +112,17 @@ void BlobSink::write_fd(const char* p, size_t n) {
 
 std::string BlobSink::finish(bool durable) {
   flush();
-  if (durable && ::fsync(fd_) != 0) throw Error("fsync " + path_ + ": " + std::strerror(errno));
-  ::close(fd_);
+  if (!full_ && durable && ::fsync(fd_) != 0) {
+    if (!no_space(errno)) throw Error("fsync " + path_ + ": " + std::strerror(errno));
+    disk_full();  // delayed allocation: the space ran out at write-back
+  }
+  if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+  if (full_) {
+    ::unlink(path_.c_str());
+    throw StorageFull("the disk is full: " + std::to_string(bytes_) + " bytes cannot be stored (" +
+                      std::to_string(full_at_) + " were written when the space ran out); nothing was kept");
+  }
   return sha_.hex_digest();
 }
 
@@ -105,8 +130,8 @@ BlobStore::BlobStore(std::string root) : root_(std::move(root)) {
   fs::create_directories(root_ + "/blobs");
   fs::create_directories(root_ + "/tmp");
   for (auto& e : fs::directory_iterator(root_ + "/tmp")) fs::remove_all(e.path());
-  // A blob written by put() goes through "<sha>.tmp-*" beside its final name: a kill -9 in
-  // between leaves that file, which no name refers to. Remove such files; count only real blobs.
+  // Older servers wrote put() blobs through "<sha>.tmp-*" beside the final name: a kill -9 in
+  // between left that file, which no name refers to. Remove such files; count only real blobs.
   uint64_t total = 0;
   std::vector<fs::path> stale;
   for (auto& e : fs::recursive_directory_iterator(root_ + "/blobs")) {
@@ -128,14 +153,20 @@ bool BlobStore::exists(std::string_view sha) const { return is_sha256_hex(sha) &
 std::string BlobStore::adopt(const std::string& temp_path, const std::string& sha) {
   std::string dst = path(sha);
   std::string dir = fs::path(dst).parent_path().string();
-  fs::create_directories(dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec == std::errc::no_space_on_device)
+    throw StorageFull("the disk is full: cannot create the blob directory " + dir);
+  if (ec) throw Error("cannot create " + dir + ": " + ec.message());
   if (fs::exists(dst)) {
     fs::remove(temp_path);
     return dst;
   }
   uint64_t size = fs::file_size(temp_path);
-  if (::rename(temp_path.c_str(), dst.c_str()) != 0)
+  if (::rename(temp_path.c_str(), dst.c_str()) != 0) {
+    if (no_space(errno)) throw StorageFull("the disk is full: cannot move " + temp_path + " to " + dst);
     throw Error("cannot move " + temp_path + " to " + dst + ": " + std::strerror(errno));
+  }
   fsync_dir(dir);
   bytes_stored_ += size;
   return dst;
@@ -143,11 +174,18 @@ std::string BlobStore::adopt(const std::string& temp_path, const std::string& sh
 
 std::string BlobStore::put(std::string_view bytes) {
   std::string sha = sha256_hex(bytes);
-  std::string dst = path(sha);
-  if (fs::exists(dst)) return sha;
-  fs::create_directories(fs::path(dst).parent_path());
-  write_file_atomic(dst, bytes);
-  bytes_stored_ += bytes.size();
+  if (fs::exists(path(sha))) return sha;
+  // Through tmp/ like an upload: a kill -9 leaves the temp file where start-up empties it.
+  BlobSink sink(tmp_dir());
+  sink.write(bytes.data(), bytes.size());
+  try {
+    sink.finish();
+  } catch (const StorageFull&) {
+    throw StorageFull("the disk is full: a blob of " + std::to_string(bytes.size()) + " bytes cannot be stored under " +
+                      root_ + "; free space (DELETE unused uploads) and retry");
+  }
+  adopt(sink.temp_path(), sha);
+  sink.release();
   return sha;
 }
 

@@ -1,19 +1,26 @@
 // Content-addressed blob directory: <root>/blobs/<sha[0:2]>/<sha> holds bytes whose SHA-256 is sha.
 // Invariant: a blob file is complete or absent (temp in <root>/tmp, fsync, rename, fsync dir);
-// <root>/tmp is emptied at start-up, and temp files that put() left beside blobs are removed, so an
-// interrupted upload or store leaves nothing behind.
+// <root>/tmp is emptied at start-up, and "<sha>.tmp-*" files beside blobs (written there by older
+// servers) are removed, so an interrupted upload or store leaves nothing behind. A full disk is a
+// StorageFull error (HTTP 507), never a half-written blob.
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/sha256.h"
+#include "store/storage_full.h"
 
 namespace tsm::server {
 
 /// A body being streamed to a temp file while it is hashed. Not committed = removed on destruction.
+/// A full disk (ENOSPC / EDQUOT when the file is created or written) does not throw from write():
+/// the sink truncates its file at once (the space is free again for everyone else), keeps reading
+/// and counting the body, and finish() throws StorageFull, so that the client gets a 507 after its
+/// body rather than a reset connection mid-body.
 class BlobSink {
  public:
   explicit BlobSink(const std::string& tmp_dir);
@@ -21,8 +28,9 @@ class BlobSink {
   BlobSink(const BlobSink&) = delete;
   BlobSink& operator=(const BlobSink&) = delete;
 
-  void write(const void* data, size_t n);  ///< throws tsm::Error on I/O errors (disk full...)
+  void write(const void* data, size_t n);  ///< throws tsm::Error on I/O errors other than a full disk
   /// fsync (when `durable`) + close; returns the sha256 hex. Call once, after the last write.
+  /// Throws StorageFull when the disk filled up (at any write, or at the fsync).
   std::string finish(bool durable = true);
   const std::string& temp_path() const { return path_; }
   uint64_t bytes() const { return bytes_; }
@@ -41,6 +49,9 @@ class BlobSink {
   uint64_t written_ = 0, synced_ = 0;  ///< bytes written to the fd / handed to write-back
   Sha256 sha_;
   bool released_ = false;
+  bool full_ = false;       ///< the disk filled up: the file is truncated, the rest of the body is discarded
+  uint64_t full_at_ = 0;    ///< bytes stored when it did
+  void disk_full();
 };
 
 class BlobStore {
@@ -54,14 +65,19 @@ class BlobStore {
   /// Moves a finished temp file (content hash `sha256`) into place; when the blob exists already the
   /// temp file is removed instead. Returns the blob path.
   std::string adopt(const std::string& temp_path, const std::string& sha256);
-  /// Writes `bytes` atomically; returns its sha256.
+  /// Writes `bytes` atomically (a temp file in tmp_dir(), fsync, adopt()); returns its sha256.
+  /// Throws StorageFull, having removed the temp file, when the disk is full.
   std::string put(std::string_view bytes);
   /// Removes the blob (garbage collection once nothing references it).
   void remove(std::string_view sha256);
   uint64_t bytes_stored() const { return bytes_stored_.load(); }
+  /// Held while a blob gains its first row (adopt() to the row's insert) or loses its last (the
+  /// row's delete to remove()), so that the two never interleave. Taken before the metadata store's.
+  std::mutex& refs_mutex() { return refs_mu_; }
 
  private:
   std::string root_;
+  std::mutex refs_mu_;
   std::atomic<uint64_t> bytes_stored_{0};
 };
 

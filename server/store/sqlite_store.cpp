@@ -6,11 +6,19 @@
 
 #include "common/error.h"
 #include "spec/job_spec.h"
+#include "store/storage_full.h"
 
 #include <google/protobuf/util/json_util.h>
 
 namespace tsm::server {
 namespace {
+
+/// The error of a failed statement: a full disk is StorageFull (HTTP 507), the rest tsm::Error.
+[[noreturn]] void throw_sqlite(sqlite3* db, int rc, const std::string& what) {
+  if ((rc & 0xff) == SQLITE_FULL)
+    throw StorageFull("the disk is full: the database cannot grow (" + std::string(sqlite3_errmsg(db)) + "); nothing was written");
+  throw Error(what + ": " + sqlite3_errmsg(db));
+}
 
 // Versioned schema: never edit an entry, append a new one. A migration is a schema change, then
 // optionally a row conversion in C++ and a second schema change, all in one transaction.
@@ -101,7 +109,7 @@ class Stmt {
     int rc = sqlite3_step(s_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw Error(std::string("sqlite step failed: ") + sqlite3_errmsg(db_));
+    throw_sqlite(db_, rc, "sqlite step failed");
   }
   std::string text(int c) const {
     auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
@@ -235,9 +243,10 @@ SqliteStore::~SqliteStore() {
 
 void SqliteStore::exec(const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  if (int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
+    if ((rc & 0xff) == SQLITE_FULL) throw StorageFull("the disk is full: the database " + path_ + " cannot grow (" + msg + ")");
     throw Error("sqlite (" + path_ + "): " + msg);
   }
 }
@@ -350,9 +359,29 @@ void SqliteStore::update_job(const JobRecord& j) {
 
 int SqliteStore::requeue_running() {
   std::lock_guard lk(mu_);
-  Stmt s(db_, *cache_, "UPDATE jobs SET state=?1, progress=0 WHERE state=?2");
-  s.bind(1, state_name(tensorslm::v1::QUEUED)).bind(2, state_name(tensorslm::v1::RUNNING)).step();
-  return sqlite3_changes(db_);
+  const std::string running = state_name(tensorslm::v1::RUNNING);
+  exec("BEGIN IMMEDIATE;");
+  int n = 0;
+  try {
+    {
+      // A job publishes its model version and then records its end: two writes. One that died in
+      // between (kill -9, or a full disk at the second) left a version that no finished job
+      // published. Undo it: the rerun publishes again (identical inputs, identical artifact),
+      // instead of failing on a tag clash with itself, or publishing twice with replace: true.
+      Stmt d(db_, *cache_, "DELETE FROM model_versions WHERE job_id IN (SELECT id FROM jobs WHERE state=?1)");
+      d.bind(1, running).step();
+    }
+    {
+      Stmt s(db_, *cache_, "UPDATE jobs SET state=?1, progress=0 WHERE state=?2");
+      s.bind(1, state_name(tensorslm::v1::QUEUED)).bind(2, running).step();
+      n = sqlite3_changes(db_);
+    }
+    exec("COMMIT;");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);
+    throw;
+  }
+  return n;
 }
 
 std::vector<JobRecord> SqliteStore::queued_jobs() {

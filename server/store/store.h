@@ -90,7 +90,9 @@ class MetadataStore {
   virtual std::vector<JobRecord> list_jobs(const JobFilter& f) = 0;
   /// Writes state, progress, error, result, timings, attempts and the timestamps of `j`.
   virtual void update_job(const JobRecord& j) = 0;
-  /// Start-up recovery: running -> queued. Returns how many were moved.
+  /// Start-up recovery: running -> queued, and the model versions those jobs had published before
+  /// they could record their end are removed (the rerun publishes again), in one transaction.
+  /// Returns how many jobs were moved.
   virtual int requeue_running() = 0;
   /// Every queued job (start-up: refill the in-memory queue).
   virtual std::vector<JobRecord> queued_jobs() = 0;

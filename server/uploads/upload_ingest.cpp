@@ -152,7 +152,7 @@ void write_all(int fd, const char* p, size_t n, const std::string& path) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == ENOSPC || errno == EDQUOT))
-      throw HttpError(http::status::insufficient_storage, "the disk is full: the tar upload cannot be extracted");
+      throw StorageFull("the disk is full: the tar upload cannot be extracted; nothing was kept");
     if (w <= 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
     p += w;
     n -= static_cast<size_t>(w);
@@ -210,6 +210,8 @@ void extract_tar(const std::string& tar, const std::string& dir, const TarLimits
     fs::path out = fs::path(dir) / rel;
     fs::create_directories(out.parent_path());
     Fd fd{::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)};
+    if (fd.fd < 0 && (errno == ENOSPC || errno == EDQUOT))
+      throw StorageFull("the disk is full: the tar upload cannot be extracted; nothing was kept");
     if (fd.fd < 0) reject("tar entry '" + raw + "' appears twice or cannot be written", {{"entry", raw}});
     uint64_t member = 0;
     const uint64_t member_start = compressed();
@@ -261,7 +263,7 @@ std::string format_from_content_type(const std::string& ct) {
 }
 
 UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& opt, BlobStore& blobs,
-                           const std::string& models_dir) {
+                           const std::string& models_dir, const std::function<void(UploadRecord&)>& commit) {
   UploadRecord u;
   u.sha256 = sink->finish(opt.durable);
   u.size_bytes = sink->bytes();
@@ -284,6 +286,7 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
   std::string path = sink->temp_path();
   TempDir extraction;
   std::string final_dir;                // tar uploads: models_dir/<sha>
+  std::string extracted_root;           // ... and the model directory inside the extraction, moved there
   bool created_model_dir = false;       // ... made by this ingest (removed again if the blob cannot be adopted)
   std::shared_ptr<BlobSink> converted;  // json uploads become an .npy blob
 
@@ -382,19 +385,15 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
         check_finite(t);
         tensors.push_back(tensor_entry(t, n == emb));
       }
-      fs::create_directories(models_dir);
-      if (!fs::exists(final_dir)) {
-        std::error_code ec;
-        fs::rename(root, final_dir, ec);  // a concurrent upload of the same bytes may have won: then it is there
-        if (ec && !fs::exists(final_dir)) throw Error("cannot move the extracted model into " + final_dir + ": " + ec.message());
-        created_model_dir = !ec;
-      }
+      extracted_root = root;  // moved into place below, with the blob
     } else {
       throw with_detail(UnsupportedFormat("format '" + fmt + "' is not accepted (npy, safetensors, tar, json, raw)"), "field",
                         std::string("format"));
     }
   } catch (const Rejected&) {
     throw;  // said in full already
+  } catch (const StorageFull&) {
+    throw;  // 507: the disk's fault, not the content's
   } catch (const OptionError&) {
     throw;
   } catch (const UnsupportedFormat&) {
@@ -407,7 +406,19 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
     throw w;
   }
   u.tensors_json = dump_json(tensors);
+  u.created_unix = static_cast<int64_t>(std::time(nullptr));
+  // From the model directory's move to the row's insert the blob gains a reference: under the refs
+  // lock, so that a DELETE of the last other upload of these bytes cannot remove them in between.
+  std::lock_guard refs(blobs.refs_mutex());
   try {
+    if (!final_dir.empty() && !fs::exists(final_dir)) {
+      fs::create_directories(models_dir);
+      std::error_code ec;
+      fs::rename(extracted_root, final_dir, ec);
+      if (ec == std::errc::no_space_on_device) throw StorageFull("the disk is full: cannot move the extracted model into place");
+      if (ec && !fs::exists(final_dir)) throw Error("cannot move the extracted model into " + final_dir + ": " + ec.message());
+      created_model_dir = !ec;
+    }
     if (converted) {
       blobs.adopt(converted->temp_path(), u.sha256);
       converted->release();
@@ -415,12 +426,12 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
       blobs.adopt(sink->temp_path(), u.sha256);
       sink->release();
     }
+    if (commit) commit(u);
   } catch (...) {
     std::error_code ec;
     if (created_model_dir) fs::remove_all(final_dir, ec);
     throw;
   }
-  u.created_unix = static_cast<int64_t>(std::time(nullptr));
   return u;
 }
 

@@ -6,6 +6,7 @@
 // Invariant: on any throw nothing is left behind (the sink removes its temp file, extraction dirs are
 // removed, models_dir/<sha> appears only once the upload is accepted).
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,9 +42,13 @@ struct IngestOptions {
 /// problem_for): OptionError 400, UnsupportedFormat 415, FormatError 422 (with details: the tensor and
 /// its NaN/Inf counts, a tar entry, the format read, the config.json field that contradicts the
 /// weights); and HttpError 413 for a tar past a TarLimits bound (details: limit = the config key,
-/// max, entry when one member is at fault, extracted_bytes), 507 when the disk is full.
+/// max, entry when one member is at fault, extracted_bytes); StorageFull (507) when the disk is full.
+/// `commit` (when set) runs once the blob (and model directory) are in place, under
+/// BlobStore::refs_mutex(): the caller inserts the row there, so that no DELETE of another upload of
+/// the same bytes removes them in between. When it throws, the model directory this ingest created is
+/// removed again (the blob is the caller's to remove when no row references it) and the error passes.
 UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& opt, BlobStore& blobs,
-                           const std::string& models_dir);
+                           const std::string& models_dir, const std::function<void(UploadRecord&)>& commit = {});
 
 /// The format a Content-Type names ("" when it names none).
 std::string format_from_content_type(const std::string& content_type);

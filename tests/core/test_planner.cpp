@@ -117,6 +117,22 @@ TEST_P(PlannerOnModel, MaxKlMetOrOutOfReach) {
 
 INSTANTIATE_TEST_SUITE_P(Trained, PlannerOnModel, ::testing::Values("gpt2-man", "llama-man"));
 
+// Large models measure one candidate per tensor and carry it to the others by their error in the
+// inputs' norm: forced here on a small one, the plan still meets the budget and is no worse than
+// every uniform reference at the same or fewer bytes (same tolerance as above).
+TEST(Planner, ProxySensitivity) {
+  auto o = small_options({PlanTarget::Kind::kRatio, 4.0});
+  o.sensitivity = PlannerOptions::Sensitivity::kProxy;
+  const PlanOutcome p = plan_model(HfModelDir::open(bare_model("gpt2-man")), o, {}, "");
+  EXPECT_EQ(p.report.sensitivity_mode, "proxy");
+  ASSERT_TRUE(p.report.target_met) << p.report.message;
+  EXPECT_LE(p.artifact.total().stored_bytes(), uint64_t(double(p.report.dense_f32_bytes) / 4.0));
+  for (const auto& a : p.artifact.quality().alternatives())
+    if (a.stored_bytes() <= p.artifact.total().stored_bytes()) EXPECT_LE(p.artifact.quality().kl_mean(), a.kl_mean() * 1.05 + 1e-4) << a.method();
+  // Damage estimates are KL-scaled: every tensor's Pareto set descends from its smallest option.
+  for (const auto& t : p.report.tensors) EXPECT_EQ(t.options.back().damage, 0.0) << t.name << ": keep is exact";
+}
+
 TEST(Planner, RefusesBadTargetsCandidatesAndSpecs) {
   EXPECT_EQ(test::param_error_field([] { parse_plan_candidates("q4_k,nope"); }), "plan.methods");
   EXPECT_EQ(test::param_error_field([] { parse_plan_candidates("qlr{\"rank\":4"); }), "plan.methods");

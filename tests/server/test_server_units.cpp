@@ -321,6 +321,8 @@ TEST(Config, FileEnvFlagsAndRefusals) {
   apply_listen(c, "0.0.0.0:8080");
   EXPECT_THROW(c.validate(), Error);  // public bind without tokens
   c.tokens.push_back({"ci", sha256_hex("t"), {"ci"}});
+  EXPECT_THROW(c.validate(), Error);  // public bind without TLS
+  c.insecure_http = true;
   EXPECT_NO_THROW(c.validate());
   c.tokens.back().scopes = {"root"};
   EXPECT_THROW(c.validate(), Error);
