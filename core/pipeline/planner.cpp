@@ -301,9 +301,16 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
   SequenceSpec calib_spec = opt.calib_set;  // data-free candidates need only the sensitivity sequences
   if (!opt.calibrate && !any_embedding_op && calib_spec.given.empty())
     calib_spec.sequences = std::min(sampled_sequence_count(calib_spec, context), opt.sensitivity_sequences);
+  report("calibrate", 0);
   const SequenceSet calib = make_sequence_set(*dense, calib_spec, "calibration");
+  ctx.check_cancel();
+  report("calibrate", 0.3);
   const SequenceSet repair = make_sequence_set(*dense, opt.repair_set, "repair");
+  ctx.check_cancel();
+  report("calibrate", 0.45);
   const SequenceSet verify = make_sequence_set(*dense, opt.verify_set, "evaluation");
+  ctx.check_cancel();
+  report("calibrate", 0.6);
   require_disjoint(opt.calib_set, calib, opt.verify_set, verify, context);
   require_disjoint(opt.repair_set, repair, opt.verify_set, verify, context);
   require_disjoint(opt.calib_set, calib, opt.repair_set, repair, context);
@@ -326,13 +333,14 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
 
   // Layer inputs (GPTQ, calibrated corrections, the proxy's norm) and token weights, as the final
   // build computes them.
-  report("calibrate", 0);
   std::map<std::string, MatrixRMd> cov;
   if (opt.calibrate || proxy) {
     std::set<std::string> names;
     for (const auto* m : planned) names.insert(m->name);
     cov = layer_input_covariances(model, names, calib);
+    ctx.check_cancel();
   }
+  report("calibrate", 0.9);
   std::vector<float> token_weights;
   if (any_embedding_op || proxy) token_weights = token_frequency_weights(calib, dense->cfg.vocab);
   report("calibrate", 1);
@@ -347,6 +355,7 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
   eopt.baselines = false;
   eopt.eval = false;
   const ReferenceLogits sens_ref(*dense, sens.seqs), repair_ref(*dense, repair.seqs);  // the dense side, once
+  ctx.check_cancel();
   auto kl_of = [&](const v1::Artifact& partial, const ReferenceLogits& ref) {
     const auto net = load_transformer(ModelWeights::from_parts(model, std::make_shared<const v1::Artifact>(partial)));
     return ref.compare(*net, "").kl_mean;
@@ -540,9 +549,16 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
     rep.budget_bytes = budget;
     const std::string field = opt.target.kind == PlanTarget::Kind::kBytes ? "plan.target_bytes" : "plan.target_ratio";
     const auto a = alloc.for_budget(budget - rep.fixed_bytes);
-    if (!a)
-      throw ParamError(field, target_text(opt.target) + " (" + std::to_string(budget) + " bytes) is out of reach: the smallest plan with these methods takes " +
-                                  std::to_string(whole(states.front().bytes)) + " bytes (ratio " + fmt("%.2f", ratio(whole(states.front().bytes))) + ")");
+    if (!a) {  // not an error: the report (frontier, uniform) shows what is reachable
+      (void)field;
+      rep.target_met = false;
+      rep.bytes = whole(states.front().bytes);
+      rep.kl_estimate = states.front().damage;
+      rep.message = target_text(opt.target) + " (" + std::to_string(budget) + " bytes) is out of reach with these methods: the smallest plan takes " +
+                    std::to_string(rep.bytes) + " bytes (ratio " + fmt("%.2f", ratio(rep.bytes)) + ")";
+      report("repair", 1);
+      return out;
+    }
     const auto p = picks_of(*a);
     chosen = Measured{p, whole(a->bytes), a->damage, measure(p), "allocation"};
     rep.repairs.push_back("allocation at " + std::to_string(chosen->bytes) + " bytes: estimated KL " + fmt("%.4g", chosen->est) +

@@ -140,9 +140,10 @@ using PlanProgress = std::function<void(std::string_view phase, double fraction)
 
 /// Plans, repairs, builds and verifies (see above). ctx.cancel is honoured throughout. Throws
 /// ParamError("plan.target_ratio" | "plan.target_bytes" | "plan.methods" | "tensors" | ...) for a
-/// target smaller than the smallest plan or a candidate that fits no tensor, tsm::Error when the
-/// runtime cannot run the model (the planner measures KL). A max_kl out of reach is not an error:
-/// the report says so (target_met false, message naming the closest plan) and no artifact is built.
+/// budget the untouched tensors already fill or a candidate that fits no tensor, tsm::Error when the
+/// runtime cannot run the model (the planner measures KL). A target out of reach after measuring
+/// (a budget below the smallest plan, a max_kl no plan meets) is not an error: the report says so
+/// (target_met false, message naming the smallest or closest plan, frontier) and no artifact is built.
 PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const CodecContext& ctx, const std::string& source_sha256,
                        const PlanProgress& progress = {});
 

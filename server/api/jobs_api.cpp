@@ -1,5 +1,6 @@
-// POST /v1/jobs (validate against the method table, enqueue, optional ?wait=), GET /v1/jobs,
-// GET /v1/jobs/{id} (?wait=), DELETE /v1/jobs/{id} (cooperative cancel).
+// POST /v1/jobs (validate against the method table, or a plan against the model, enqueue, optional
+// ?wait=), GET /v1/jobs, GET /v1/jobs/{id} (?wait=; a running plan job shows its phase),
+// DELETE /v1/jobs/{id} (cooperative cancel).
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -17,7 +18,7 @@ namespace {
 
 /// The job's JSON text. result and timings are stored as JSON text written by the server: they are
 /// spliced in as they are, not parsed and dumped again on every poll.
-std::string job_text(const JobRecord& j, double progress, bool cancel_requested = false) {
+std::string job_text(const JobRecord& j, double progress, const std::string& phase, bool cancel_requested = false) {
   json head = {{"id", j.id},
                {"state", state_name(j.state)},
                {"progress", progress},
@@ -28,6 +29,7 @@ std::string job_text(const JobRecord& j, double progress, bool cancel_requested 
                {"attempts", j.attempts},
                {"created_unix", j.created_unix},
                {"url", "/v1/jobs/" + j.id}};
+  if (!phase.empty()) head["phase"] = phase;  // a running plan job: calibrate, candidates, repair, build
   if (j.started_unix) head["started_unix"] = j.started_unix;
   if (j.finished_unix) head["finished_unix"] = j.finished_unix;
   if (!j.error.empty()) head["error"] = j.error;
@@ -47,7 +49,8 @@ JobRecord must_get(App& app, const std::string& id) {
 }
 
 StringResponse job_response(App& app, http::status status, const JobRecord& j, bool cancel_requested = false) {
-  return text_response(status, job_text(j, app.jobs->progress(j.id, j.progress), cancel_requested), "application/json");
+  return text_response(status, job_text(j, app.jobs->progress(j.id, j.progress), app.jobs->phase(j.id), cancel_requested),
+                       "application/json");
 }
 
 /// Answers with the job once it ends or after `wait_s` (200 when finished, else `pending_status`).
@@ -103,7 +106,7 @@ void post_job(App& app, RequestPtr req, Respond respond) {
   JobRecord j;
   j.id = new_id("j_");
   j.upload = upload->id;
-  j.method = spec.method();
+  j.method = spec.has_plan() ? "plan" : spec.method();  // GET /v1/jobs?method=plan lists the planner's jobs
   spec.SerializeToString(&j.spec_pb);
   resolved.SerializeToString(&j.resolved_pb);
   j.priority = spec.priority();
@@ -130,7 +133,7 @@ void list_jobs(App& app, RequestPtr req, Respond respond) {
   auto rows = app.store->list_jobs(f);
   std::string out = "{\"jobs\":[";
   for (size_t i = 0; i < rows.size(); ++i)
-    out += (i ? "," : "") + job_text(rows[i], app.jobs->progress(rows[i].id, rows[i].progress));
+    out += (i ? "," : "") + job_text(rows[i], app.jobs->progress(rows[i].id, rows[i].progress), app.jobs->phase(rows[i].id));
   out += ']';
   if (static_cast<int>(rows.size()) == f.limit) out += ",\"next_cursor\":\"" + std::to_string(rows.back().seq) + '"';
   out += '}';

@@ -3,10 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "methods/codec.h"
 #include "pipeline/model_artifact.h"
+#include "pipeline/planner.h"
 #include "formats/hf_model_dir.h"
 #include "common/error.h"
 #include "common/json_text.h"
@@ -25,6 +27,52 @@ using Clock = std::chrono::steady_clock;
 namespace {
 int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
 double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+/// A plan job whose target is out of reach and that built nothing: it fails with the planner's message.
+struct PlanMissed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// A plan job's phases as parts of its overall progress.
+std::pair<double, double> phase_span(std::string_view phase) {
+  if (phase == "calibrate") return {0.0, 0.05};
+  if (phase == "candidates") return {0.05, 0.65};
+  if (phase == "repair") return {0.65, 0.8};
+  if (phase == "build") return {0.8, 1.0};
+  return {0.0, 1.0};
+}
+
+/// Seconds per phase of a plan job: a phase lasts from its first report to the next phase's (the
+/// last one to the end). Loading the dense model and sampling the sequence sets, before the first
+/// report, count as calibrate. Reports may come from codec threads: guarded.
+class PhaseClock {
+ public:
+  explicit PhaseClock(Clock::time_point start) : since_(start), phase_("calibrate") {}
+  /// True when `phase` starts now.
+  bool enter(std::string_view phase) {
+    std::lock_guard lk(mu_);
+    if (phase == phase_) return false;
+    const auto now = Clock::now();
+    secs_[phase_] += secs(since_, now);
+    phase_ = std::string(phase);
+    since_ = now;
+    return true;
+  }
+  json seconds(Clock::time_point end) {
+    std::lock_guard lk(mu_);
+    auto out = secs_;
+    out[phase_] += secs(since_, end);
+    json j = json::object();
+    for (const auto& [p, s] : out) j[p + "_s"] = s;
+    return j;
+  }
+
+ private:
+  std::mutex mu_;
+  Clock::time_point since_;
+  std::string phase_;
+  std::map<std::string, double> secs_;
+};
 }  // namespace
 
 JobService::JobService(MetadataStore& store, BlobStore& blobs, std::string models_dir, int workers, int codec_threads,
@@ -105,6 +153,18 @@ double JobService::progress(const std::string& id, double stored) const {
   return (it != live_.end() && it->second->running) ? it->second->progress.load() : stored;
 }
 
+std::string JobService::phase(const std::string& id) const {
+  std::shared_ptr<Live> live;
+  {
+    std::lock_guard lk(mu_);
+    auto it = live_.find(id);
+    if (it == live_.end() || !it->second->running) return "";
+    live = it->second;
+  }
+  std::lock_guard lk(live->phase_mu);
+  return live->phase;
+}
+
 void JobService::when_done(const std::string& id, std::function<void()> cb) {
   {
     std::lock_guard lk(mu_);
@@ -164,22 +224,59 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
 
   json timings = {{"queued_s", static_cast<double>(j.started_unix - j.created_unix)}};
   auto t_load = t_start, t_comp = t_start, t_store = t_start;
+  std::unique_ptr<PhaseClock> phases;  // plan jobs
+  json result = json::object();
   try {
     const v1::JobSpec spec = stored_job_spec(j.spec_pb);
     auto upload = store_.get_upload(spec.upload());
     if (!upload) throw Error("upload " + spec.upload() + " was deleted before the job ran; upload it again");
     const std::string model_dir = models_dir_ + "/" + upload->sha256;
     // Resolved once when the job was posted; only jobs queued before schema 4 are resolved here.
+    // A plan job resolves to no tensors (the planner decides them).
     v1::ResolvedJob resolved;
-    if (j.resolved_pb.empty()) resolved = resolve_job(spec, *upload, model_dir);
-    else if (!resolved.ParseFromString(j.resolved_pb)) throw Error("job " + id + ": its stored ResolvedJob does not parse");
+    if (spec.has_plan()) {
+    } else if (j.resolved_pb.empty()) {
+      resolved = resolve_job(spec, *upload, model_dir);
+    } else if (!resolved.ParseFromString(j.resolved_pb)) {
+      throw Error("job " + id + ": its stored ResolvedJob does not parse");
+    }
     CodecContext ctx;
     ctx.progress = [live](double p) { live->progress = std::clamp(p, 0.0, 1.0); };
     ctx.cancel = &live->cancel;
     ctx.threads = codec_threads_;
     v1::Artifact art;
     BuildTimings build_times;  // the artifact holds no wall time: identical jobs store identical bytes
-    if (spec.whole_model()) {
+    std::string plan_failure;  // a plan whose target is out of reach: the job fails, the report stays
+    if (spec.has_plan()) {
+      // The planner: candidates measured per tensor, the budget allocated, repaired and built.
+      auto model = HfModelDir::open(model_dir);
+      t_load = Clock::now();
+      const PlannerOptions popt = planner_options(spec);
+      phases = std::make_unique<PhaseClock>(t_load);
+      {
+        std::lock_guard lk(live->phase_mu);
+        live->phase = "calibrate";
+      }
+      PhaseClock* clock = phases.get();
+      const PlanProgress progress = [live, clock](std::string_view phase, double f) {
+        if (clock->enter(phase)) {
+          std::lock_guard lk(live->phase_mu);
+          live->phase = std::string(phase);
+        }
+        const auto [lo, hi] = phase_span(phase);
+        live->progress = lo + (hi - lo) * std::clamp(f, 0.0, 1.0);
+      };
+      ctx.progress = nullptr;  // the planner reports through `progress`, its build phase included
+      PlanOutcome o = plan_model(model, popt, ctx, upload->sha256, progress);
+      result["plan"] = plan_report_json(o.report);
+      if (!o.report.target_met) plan_failure = o.report.message;
+      if (o.artifact.tensors_size() == 0) {  // nothing was built (max_kl out of reach): no artifact to store
+        t_comp = Clock::now();
+        throw PlanMissed(plan_failure.empty() ? "the planner built no artifact" : plan_failure);
+      }
+      art = std::move(o.artifact);
+      build_times = std::move(o.timings);
+    } else if (spec.whole_model()) {
       // Whole HF model: the resolved tensors compressed, the rest passed through, quality measured.
       auto model = HfModelDir::open(model_dir);
       t_load = Clock::now();
@@ -208,11 +305,16 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
     store_.insert_artifact({sha, bytes.size(), id, art.method(), now_unix()});
     const auto stored = store_.get_artifact(sha);
     t_store = Clock::now();
-    json result = artifact_result_json(art, &build_times);
+    json plan_json = result.contains("plan") ? std::move(result["plan"]) : json();
+    result = artifact_result_json(art, &build_times);
+    if (!plan_json.is_null()) result["plan"] = std::move(plan_json);
     result["artifact"] = {{"id", sha}, {"sha256", sha}, {"size_bytes", bytes.size()}, {"url", "/v1/artifacts/" + sha},
                           {"content_sha256", content_sha}, {"created_unix", stored ? stored->created_unix : now_unix()}};
     std::string gate = quality_gate_failure(art, spec.quality_gate());
-    if (!gate.empty()) {
+    if (!plan_failure.empty()) {
+      j.state = v1::FAILED;  // built, but its held-out KL misses max_kl: stored, not published
+      j.error = plan_failure + "; its artifact is stored but not published";
+    } else if (!gate.empty()) {
       j.state = v1::FAILED;
       j.error = gate;
     } else if (const std::string clash = published_tag_clash(store_, spec); !clash.empty()) {
@@ -239,11 +341,20 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
     }
     j.state = v1::CANCELED;
     j.error = "canceled by request";
+  } catch (const PlanMissed& e) {
+    j.state = v1::FAILED;  // the result holds the plan report: the closest plan and the frontier
+    j.error = e.what();
+    j.result_json = dump_json(result);
   } catch (const std::exception& e) {
     j.state = v1::FAILED;
     j.error = e.what();
   }
   const auto t_end = Clock::now();
+  if (phases) {
+    timings["phases"] = phases->seconds(t_comp > t_load ? t_comp : t_end);
+    std::lock_guard lk(live->phase_mu);
+    live->phase.clear();
+  }
   timings["load_s"] = secs(t_start, t_load);
   if (t_comp > t_load) timings["compress_s"] = secs(t_load, t_comp);
   if (t_store > t_comp) timings["store_s"] = secs(t_comp, t_store);

@@ -37,6 +37,8 @@ class JobService {
 
   /// Progress of an active job, or `stored` when it is not running.
   double progress(const std::string& id, double stored) const;
+  /// The phase a running job reports (a plan job: calibrate, candidates, repair, build); "" otherwise.
+  std::string phase(const std::string& id) const;
   /// Calls `cb` (on some thread) once the job is no longer queued or running; at once if it is not.
   void when_done(const std::string& id, std::function<void()> cb);
   size_t queue_depth() const { return queue_.size(); }
@@ -47,6 +49,8 @@ class JobService {
   struct Live {
     std::atomic<bool> cancel{false};
     std::atomic<double> progress{0};
+    mutable std::mutex phase_mu;
+    std::string phase;  ///< guarded by phase_mu
     bool running = false;
     std::vector<std::function<void()>> waiters;
   };

@@ -1,7 +1,9 @@
 // Resolving a job once, before it is queued (see resolve_job.h).
 #include "jobs/resolve_job.h"
 
+#include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -117,9 +119,112 @@ v1::ResolvedJob resolve_whole_model(const v1::JobSpec& spec, const UploadRecord&
   return out;
 }
 
+/// The tensor regex of a plan job: its `tensors` joined with '|' (searched in names, as for whole-model
+/// jobs); empty = every 2-D float tensor (not the token embedding alone, as for a method).
+std::string plan_tensor_regex(const v1::JobSpec& spec) {
+  std::string re;
+  for (const auto& t : spec.tensors()) re += (re.empty() ? "" : "|") + t;
+  return re;
+}
+
+/// As the planner offers a candidate with calibration: GPTQ for codecs whose calibration param has it.
+json with_gptq(const Codec& c, json params) {
+  if (!c.calibrates() || params.contains("calibration")) return params;
+  const json schema = c.param_schema();
+  if (schema.contains("properties") && schema["properties"].contains("calibration") &&
+      schema["properties"]["calibration"].contains("enum"))
+    for (const auto& v : schema["properties"]["calibration"]["enum"])
+      if (v == "gptq") params["calibration"] = "gptq";
+  return params;
+}
+
+/// What can be checked of a plan job before it runs: a model the runtime runs, planned tensors that
+/// exist, a byte budget the kept tensors do not fill, candidates that fit some planned tensor, and
+/// the user's sequences. The rest (the candidates' sizes and damages) the planner measures.
+void check_plan_job(const v1::JobSpec& spec, const UploadRecord& u, const std::string& model_dir) {
+  if (u.format != "tar")
+    throw ParamError("plan", "a plan job needs an HF model directory upload (a tar); upload " + u.id + " is " + u.format);
+  if (!std::filesystem::exists(model_dir + "/config.json"))
+    throw ParamError("plan", "the planner runs the model to measure KL, and upload " + u.id + " has no config.json");
+  json config;
+  ModelConfig cfg;
+  try {
+    config = json::parse(read_file(model_dir + "/config.json", 1 << 20));
+    cfg = parse_model_config(config);
+  } catch (const json::parse_error& e) {
+    throw ParamError("plan", "the planner runs the model to measure KL, and config.json of upload " + u.id + " is not JSON: " + e.what());
+  } catch (const Error& e) {
+    throw ParamError("plan", "the planner runs the model to measure KL, and the runtime cannot run upload " + u.id + ": " + e.what());
+  }
+  const PlannerOptions opt = planner_options(spec);
+
+  // The planned tensors (2-D float, matching `tensors`) and the bytes the others keep.
+  std::vector<TensorMeta> planned;
+  uint64_t dense_f32 = 0, fixed = 0;
+  std::optional<TensorPattern> pick;
+  if (!opt.tensors.empty()) pick.emplace(opt.tensors, TensorPattern::Anchor::kSearch, "tensors");
+  for (const auto& t : upload_tensors(u)) {
+    const DType d = parse_dtype(t.dtype);
+    const uint64_t n = uint64_t(shape_numel(t.shape));
+    dense_f32 += 4 * n;
+    if (t.shape.size() == 2 && is_float(d) && (!pick || pick->matches(t.name))) planned.push_back({t.name, d, t.shape});
+    else fixed += n * dtype_size(d) + 8ull * t.shape.size();
+  }
+  if (planned.empty())
+    throw ParamError("tensors", "no 2-D float tensor of upload " + u.id + " matches '" + opt.tensors.substr(0, 200) + "'");
+  if (opt.target.kind != PlanTarget::Kind::kMaxKl) {
+    const uint64_t budget = opt.target.kind == PlanTarget::Kind::kBytes ? uint64_t(opt.target.value)
+                                                                        : uint64_t(std::floor(double(dense_f32) / opt.target.value));
+    if (budget <= fixed)
+      throw ParamError(opt.target.kind == PlanTarget::Kind::kBytes ? "plan.target_bytes" : "plan.target_ratio",
+                       target_text(opt.target) + " leaves no bytes for the planned tensors: the tensors kept as stored take " +
+                           std::to_string(fixed) + " of " + std::to_string(budget) + " bytes");
+  }
+
+  // Every candidate must fit at least one planned tensor, with or without calibration (as the planner tries it).
+  for (const auto& c : opt.candidates) {
+    const Codec& codec = find_codec(c.method);
+    std::string why;
+    bool fits = false;
+    for (size_t t = 0; t < planned.size() && !fits; ++t) {
+      const std::vector<TensorMeta> one{planned[t]};
+      for (const bool cal : {false, true}) {
+        if (cal && !(opt.calibrate && codec.calibrates())) continue;
+        ModelArtifactOptions mo;
+        mo.eval = false;
+        mo.calibrate = cal;
+        const MethodRule rule{TensorPattern::quote(planned[t].name), true, c.method, cal ? with_gptq(codec, c.params) : c.params};
+        try {
+          (void)plan_model_artifact(one, config, std::span<const MethodRule>(&rule, 1), mo);
+          fits = true;
+          break;
+        } catch (const ParamError& e) {
+          if (why.empty()) {  // without its "parameter 'x': " (the field is plan.methods here)
+            why = e.what();
+            const std::string head = "parameter '" + e.field() + "': ";
+            if (why.rfind(head, 0) == 0) why.erase(0, head.size());
+          }
+        }
+      }
+    }
+    if (!fits) throw ParamError("plan.methods", "'" + c.label.substr(0, 200) + "' fits none of the planned tensors (" + why + ")");
+  }
+
+  // The user's sequences, and sampled sets that must not overlap (the planner's three sets).
+  check_given_sequences(opt.verify_set, cfg.vocab, cfg.max_positions, "evaluation.sequences");
+  if (opt.verify_set.given.empty()) {
+    require_disjoint(opt.calib_set, {}, opt.verify_set, {}, cfg.max_positions);
+    require_disjoint(opt.repair_set, {}, opt.verify_set, {}, cfg.max_positions);
+  }
+}
+
 }  // namespace
 
 v1::ResolvedJob resolve_job(const v1::JobSpec& spec, const UploadRecord& upload, const std::string& model_dir) {
+  if (spec.has_plan()) {  // no tensors: the planner decides them when it runs
+    check_plan_job(spec, upload, model_dir);
+    return {};
+  }
   if (spec.whole_model() && upload.format != "tar")
     throw ParamError("whole_model", "whole_model needs an HF model directory upload (a tar); upload " + upload.id + " is " +
                                         upload.format);
@@ -154,6 +259,24 @@ ModelArtifactOptions model_artifact_options(const v1::JobSpec& spec) {
     for (const auto& q : e.sequences()) o.eval_set.given.emplace_back(q.ids().begin(), q.ids().end());
     if (!o.eval_set.given.empty()) o.eval_set.given_source = "the job's evaluation sequences";
   }
+  return o;
+}
+
+PlannerOptions planner_options(const v1::JobSpec& spec) {
+  PlannerOptions o;
+  const v1::Plan& p = spec.plan();
+  if (p.has_target_ratio()) o.target = {PlanTarget::Kind::kRatio, p.target_ratio()};
+  else if (p.has_target_bytes()) o.target = {PlanTarget::Kind::kBytes, double(p.target_bytes())};
+  else if (p.has_max_kl()) o.target = {PlanTarget::Kind::kMaxKl, p.max_kl()};
+  else throw ParamError("plan", "give exactly one target: target_ratio, target_bytes or max_kl");
+  if (!p.methods().empty()) o.candidates = parse_plan_candidates(p.methods(), "plan.methods");
+  o.tensors = plan_tensor_regex(spec);
+  o.calibrate = !p.has_calibrate() || p.calibrate();
+  if (p.has_sensitivity_sequences()) o.sensitivity_sequences = static_cast<int>(p.sensitivity_sequences());
+  const ModelArtifactOptions m = model_artifact_options(spec);  // evaluation: the held-out verify set
+  o.verify_set = m.eval_set;
+  o.compare = m.compare;
+  if (spec.has_calibrate() && spec.calibrate().sequences() > 0) o.calib_set.sequences = static_cast<int>(spec.calibrate().sequences());
   return o;
 }
 

@@ -9,12 +9,17 @@
 
 #include "job.pb.h"
 #include "pipeline/model_artifact.h"
+#include "pipeline/planner.h"
 #include "store/store.h"
 
 namespace tsm::server {
 
 /// Throws tsm::ParamError naming the field: "tensors", "whole_model", "quality_gate.max_kl",
 /// "calibrate", "params.<name>" or "entries[i].params.<name>" (with the tensor and its shape).
+/// A plan job resolves to no tensors (the planner decides them when it runs) but is checked here:
+/// "plan" (not a model tar whose config.json the runtime runs), "tensors" (no 2-D float tensor
+/// matches), "plan.target_ratio" / "plan.target_bytes" (the kept tensors fill the budget),
+/// "plan.methods" (a candidate that fits no planned tensor), "evaluation.sequences".
 tensorslm::v1::ResolvedJob resolve_job(const tensorslm::v1::JobSpec& spec, const UploadRecord& upload,
                                        const std::string& model_dir);
 
@@ -24,6 +29,10 @@ std::string published_tag_clash(MetadataStore& store, const tensorslm::v1::JobSp
 
 /// Whole-model build options of a job: calibration as its spec asks, evaluation on.
 ModelArtifactOptions model_artifact_options(const tensorslm::v1::JobSpec& spec);
+/// The planner's options of a plan job (spec.plan set): its target and candidates, `tensors` joined
+/// into one regex (empty: every 2-D float tensor), evaluation as the verify set (as
+/// model_artifact_options reads it), calibrate.sequences as the calibration count.
+PlannerOptions planner_options(const tensorslm::v1::JobSpec& spec);
 /// A whole-model job's plan from its resolved tensors (the worker's side of resolve_job).
 ModelPlan plan_from_resolved(const tensorslm::v1::ResolvedJob& r, const nlohmann::json& config);
 /// What the artifact records as its params_json: {tensors, params, entries?, calibrate?}.

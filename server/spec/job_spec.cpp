@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
 
 #include "common/error.h"
 #include "methods/method_table.h"
+#include "pipeline/planner.h"
 
 namespace tsm::server {
 
@@ -38,17 +40,62 @@ void check_method(const json& m, const std::string& field) {
   }
 }
 
+/// The "plan" member of a body: an object with exactly one target, known keys, candidates that
+/// parse; and no method, params or entries beside it (the planner chooses them).
+void check_plan(const json& b) {
+  for (const char* k : {"method", "params", "entries"})
+    if (b.contains(k))
+      throw ParamError(k, std::string("not with plan: a plan job chooses every tensor's method and params itself (list the candidates in "
+                                      "plan.methods)"));
+  if (b.contains("whole_model") && b["whole_model"] != json(true))
+    throw ParamError("whole_model", "a plan job is a whole-model job: leave whole_model out or set it true");
+  const auto& p = b["plan"];
+  if (!p.is_object())
+    throw ParamError("plan", "must be an object {target_ratio | target_bytes | max_kl, methods?, calibrate?, sensitivity_sequences?}");
+  check_known(p, {"target_ratio", "target_bytes", "max_kl", "methods", "calibrate", "sensitivity_sequences"}, "plan.");
+  const int targets = int(p.contains("target_ratio")) + int(p.contains("target_bytes")) + int(p.contains("max_kl"));
+  if (targets != 1)
+    throw ParamError("plan", std::string("give exactly one target: target_ratio, target_bytes or max_kl") +
+                                 (targets ? " (got " + std::to_string(targets) + ")" : ""));
+  auto finite_number = [](const json& v) { return v.is_number() && std::isfinite(v.get<double>()); };
+  if (p.contains("target_ratio") && !(finite_number(p["target_ratio"]) && p["target_ratio"].get<double>() > 1))
+    throw ParamError("plan.target_ratio", "must be a number > 1 (dense f32 bytes of every tensor over the stored bytes)");
+  if (p.contains("target_bytes")) {
+    const auto& v = p["target_bytes"];
+    if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<uint64_t>() < 1 : v.get<int64_t>() < 1))
+      throw ParamError("plan.target_bytes", "must be an integer >= 1 (whole-model stored bytes, config and tokenizer apart)");
+  }
+  if (p.contains("max_kl") && !(finite_number(p["max_kl"]) && p["max_kl"].get<double>() > 0))
+    throw ParamError("plan.max_kl", "must be a number > 0 (KL(dense || plan), nats per token)");
+  if (p.contains("methods")) {
+    if (!p["methods"].is_string() || p["methods"].get<std::string>().size() > 65536)
+      throw ParamError("plan.methods", "must be a string of at most 64 KiB: candidates, comma-separated, each METHOD or METHOD{json params}");
+    if (!p["methods"].get<std::string>().empty()) (void)parse_plan_candidates(p["methods"].get<std::string>(), "plan.methods");
+  }
+  if (p.contains("calibrate") && !p["calibrate"].is_boolean()) throw ParamError("plan.calibrate", "must be true or false");
+  if (p.contains("sensitivity_sequences")) {
+    const auto& v = p["sensitivity_sequences"];
+    if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 256)
+      throw ParamError("plan.sensitivity_sequences", "must be an integer in 1..256");
+  }
+}
+
 /// The body with everything checked that the JSON mapping would report less precisely, and
 /// `tensors` as a list (a single string is accepted).
 json checked_body(const json& b) {
   if (!b.is_object()) throw ParamError("body", "must be a JSON object");
   check_known(b, {"upload", "tensors", "method", "params", "priority", "publish", "quality_gate", "whole_model", "calibrate",
-                  "entries", "evaluation", "token_weights"},
+                  "entries", "evaluation", "token_weights", "plan"},
               "");
   json out = b;
   if (!b.contains("upload") || !b["upload"].is_string()) throw ParamError("upload", "required: an upload id (string)");
   const bool has_entries = b.contains("entries");
-  if (b.contains("method") || !has_entries) check_method(b.contains("method") ? b["method"] : json(), "method");
+  const bool has_plan = b.contains("plan");
+  if (has_plan) {
+    check_plan(b);
+    out["whole_model"] = true;  // implied: a plan job plans a whole model
+  }
+  if (!has_plan && (b.contains("method") || !has_entries)) check_method(b.contains("method") ? b["method"] : json(), "method");
   if (b.contains("tensors")) {
     const auto& t = b["tensors"];
     if (t.is_string()) out["tensors"] = json::array({t});
@@ -82,7 +129,7 @@ json checked_body(const json& b) {
         throw ParamError("quality_gate." + it.key(), "must be a non-negative number");
     }
   }
-  const bool whole_model = b.contains("whole_model") && b["whole_model"].is_boolean() && b["whole_model"].get<bool>();
+  const bool whole_model = has_plan || (b.contains("whole_model") && b["whole_model"].is_boolean() && b["whole_model"].get<bool>());
   if (b.contains("whole_model") && !b["whole_model"].is_boolean()) throw ParamError("whole_model", "must be true or false");
   if (b.contains("calibrate")) {
     const auto& c = b["calibrate"];
@@ -92,9 +139,12 @@ json checked_body(const json& b) {
       if (const Codec* codec = try_find_codec(b["method"].get<std::string>()); codec && !codec->calibrates())
         throw ParamError("calibrate", "calibration-aware compression is implemented for " + calibrating_methods() +
                                           " only, not " + b["method"].get<std::string>());
-    json cal = {{"sequences", 64}, {"adam_steps", 50}, {"whitening", "cholesky"}};
+    // A plan job's calibration is the layer inputs GPTQ and the sensitivity sequences read: its count only.
+    json cal = has_plan ? json{{"sequences", 64}} : json{{"sequences", 64}, {"adam_steps", 50}, {"whitening", "cholesky"}};
     for (auto it = c.begin(); it != c.end(); ++it) {
       const std::string f = "calibrate." + it.key();
+      if (has_plan && it.key() != "sequences")
+        throw ParamError(f, "not with plan: a plan job takes calibrate.sequences only (the calibration count)");
       if (it.key() == "sequences" || it.key() == "adam_steps") {
         if (!it.value().is_number_integer()) throw ParamError(f, "must be an integer");
         const int64_t v = it.value().get<int64_t>(), lo = it.key() == "sequences" ? 1 : 0, hi = it.key() == "sequences" ? 256 : 10000;
@@ -110,6 +160,8 @@ json checked_body(const json& b) {
     out["calibrate"] = cal;  // defaults filled: what the worker will use
   }
   if (b.contains("token_weights") && !b["token_weights"].is_boolean()) throw ParamError("token_weights", "must be true or false");
+  if (has_plan && b.contains("token_weights"))
+    throw ParamError("token_weights", "not with plan: the planner weights embedding rows by token frequency whenever a candidate has an embedding operator");
   if (b.contains("evaluation")) {
     const auto& e = b["evaluation"];
     if (!e.is_object()) throw ParamError("evaluation", "must be an object {tokens?, length?, seed?, compare?, sequences?}");
@@ -186,6 +238,8 @@ json job_spec_json(const v1::JobSpec& s) {
   if (!pbu::MessageToJsonString(s, &text, o).ok()) throw Error("job spec cannot be printed as JSON");
   json j = json::parse(text);
   if (!j.contains("params")) j["params"] = json::object();
+  if (j.contains("plan") && j["plan"].contains("target_bytes") && j["plan"]["target_bytes"].is_string())  // uint64: a string in proto3 JSON
+    j["plan"]["target_bytes"] = s.plan().target_bytes();
   if (j.contains("evaluation") && j["evaluation"].contains("sequences")) {  // back to [[ids], ...]
     json flat = json::array();
     for (const auto& q : j["evaluation"]["sequences"]) flat.push_back(q.value("ids", json::array()));

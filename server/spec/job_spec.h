@@ -5,7 +5,8 @@
 // defaults printed). Method parameters cross into core as JSON objects (the codec border), so a
 // new method never touches proto/.
 // Invariant: a JobSpec from parse_job_spec has a known method (or per-tensor entries that all
-// name known methods) and well-formed optional parts; parameter values are checked against each
+// name known methods, or a plan: exactly one target, candidates that parse, whole_model set and no
+// method, params or entries) and well-formed optional parts; parameter values are checked against each
 // tensor's shape when the job is resolved (resolve_job.h).
 #pragma once
 #include <nlohmann/json.hpp>
