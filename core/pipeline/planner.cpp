@@ -422,9 +422,11 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
     }
     if (proxy && all_opts[t].size() > 1) {
       // One candidate measured end to end (the median weighted error) scales them all to KL.
-      std::vector<size_t> order;
-      for (size_t i = 1; i < all_opts[t].size(); ++i) order.push_back(i);
+      std::vector<size_t> order;  // candidates with a non-zero error, by error
+      for (size_t i = 1; i < all_opts[t].size(); ++i)
+        if (all_opts[t][i].damage > 0) order.push_back(i);
       std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return all_opts[t][a].damage < all_opts[t][b].damage; });
+      if (order.empty()) continue;  // every candidate exact: no damage to scale
       const size_t ref = order[order.size() / 2];
       v1::Artifact partial;
       *partial.add_tensors() = *enc[t][size_t(opt_cand[t][ref])];
