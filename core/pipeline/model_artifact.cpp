@@ -277,11 +277,13 @@ v1::Artifact build_model_artifact(const HfModelDir& model, const ModelPlan& plan
   SequenceSet calib;
   if (want_weights || opt.calibrate) {
     const auto dense = load_transformer(ModelWeights::from_parts(model, nullptr));
-    calib = make_sequence_set(*dense, opt.calib_set, "calibration");
+    calib = opt.calib_sampled ? *opt.calib_sampled : make_sequence_set(*dense, opt.calib_set, "calibration");
     if (opt.eval) {
       const bool compare_ids = !opt.calib_set.given.empty() || !opt.eval_set.given.empty();
       require_disjoint(opt.calib_set, calib, opt.eval_set,
-                       compare_ids ? make_sequence_set(*dense, opt.eval_set, "evaluation") : SequenceSet{}, dense->cfg.max_positions);
+                       compare_ids ? (opt.eval_sampled ? *opt.eval_sampled : make_sequence_set(*dense, opt.eval_set, "evaluation"))
+                                   : SequenceSet{},
+                       dense->cfg.max_positions);
     }
   }
   if (want_weights) {

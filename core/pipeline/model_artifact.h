@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <span>
@@ -38,6 +39,9 @@ struct ModelArtifactOptions {
   /// objective of tt-token's ratio allocation (unweighted, the budget goes to large-norm rare tokens).
   bool token_weights = true;
   SequenceSpec calib_set = default_calib_spec();
+  /// The sets make_sequence_set gives for calib_set / eval_set on this model, when the caller has
+  /// them already (the planner): used instead of sampling again. Null: sampled here.
+  std::shared_ptr<const SequenceSet> calib_sampled, eval_sampled;
   int adam_steps = 50;
   std::string whitening = "cholesky";
 };

@@ -57,7 +57,7 @@ Verdict judge(const QualityCandidate& result, std::span<const QualityCandidate> 
 v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Artifact& compressed, const ModelArtifactOptions& opt,
                                        const CodecContext* cancel) {
   const auto dense = load_transformer(ModelWeights::from_parts(dense_dir, nullptr));
-  const SequenceSet set = make_sequence_set(*dense, opt.eval_set, "evaluation");
+  const SequenceSet set = opt.eval_sampled ? *opt.eval_sampled : make_sequence_set(*dense, opt.eval_set, "evaluation");
   const ReferenceLogits ref(*dense, set.seqs);  // the dense side once, for the result and every alternative
   // A whole-model artifact runs alone; one that replaces some tensors runs over the directory.
   auto run = [&](const v1::Artifact& a, const SequenceSet& set) {

@@ -281,9 +281,11 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
   }
   if (planned.empty()) throw ParamError("tensors", "no 2-D float tensor of the model matches '" + opt.tensors.substr(0, 200) + "'");
 
+  // Byte and ratio targets: the whole-model budget.
+  const uint64_t budget = opt.target.kind == PlanTarget::Kind::kBytes   ? uint64_t(opt.target.value)
+                          : opt.target.kind == PlanTarget::Kind::kRatio ? uint64_t(std::floor(double(rep.dense_f32_bytes) / opt.target.value))
+                                                                        : 0;
   if (opt.target.kind != PlanTarget::Kind::kMaxKl) {  // before any work: a budget the fixed tensors already fill
-    const uint64_t budget = opt.target.kind == PlanTarget::Kind::kBytes ? uint64_t(opt.target.value)
-                                                                        : uint64_t(std::floor(double(rep.dense_f32_bytes) / opt.target.value));
     if (budget <= rep.fixed_bytes)
       throw ParamError(opt.target.kind == PlanTarget::Kind::kBytes ? "plan.target_bytes" : "plan.target_ratio",
                        target_text(opt.target) + " leaves no bytes for the planned tensors: the tensors kept as stored take " +
@@ -545,14 +547,9 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
   // Choose and repair.
   std::optional<Measured> chosen;
   if (opt.target.kind != PlanTarget::Kind::kMaxKl) {
-    const uint64_t budget = opt.target.kind == PlanTarget::Kind::kBytes
-                                ? uint64_t(opt.target.value)
-                                : uint64_t(std::floor(double(rep.dense_f32_bytes) / opt.target.value));
     rep.budget_bytes = budget;
-    const std::string field = opt.target.kind == PlanTarget::Kind::kBytes ? "plan.target_bytes" : "plan.target_ratio";
     const auto a = alloc.for_budget(budget - rep.fixed_bytes);
     if (!a) {  // not an error: the report (frontier, uniform) shows what is reachable
-      (void)field;
       rep.target_met = false;
       rep.bytes = whole(states.front().bytes);
       rep.kl_estimate = states.front().damage;
@@ -633,6 +630,9 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
   fopt.compare = opt.compare;
   fopt.eval_set = opt.verify_set;
   fopt.calib_set = opt.calib_set;
+  // The sets sampled above, not sampled again (a large vocabulary makes sampling the slowest part).
+  fopt.eval_sampled = std::make_shared<const SequenceSet>(verify);
+  if (calib_spec.sequences == opt.calib_set.sequences) fopt.calib_sampled = std::make_shared<const SequenceSet>(calib);
   report("build", 0);
   CodecContext bctx = ctx;
   bctx.progress = [&](double f) { report("build", f); };
