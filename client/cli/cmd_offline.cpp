@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "cli/cli_args.h"
+#include "common/number_text.h"
 #include "cli/command_registry.h"
 #include "formats/array_pack.h"
 #include "pipeline/artifact_builder.h"
@@ -65,16 +66,11 @@ json int_list(const std::string& opt, const std::string& text) {
 
 // ---- text tables ------------------------------------------------------------------------------
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 std::string human_bytes(uint64_t b) {
-  if (b >= (uint64_t{1} << 30)) return fmt("%.2f GiB", static_cast<double>(b) / (1 << 30));
-  if (b >= (uint64_t{1} << 20)) return fmt("%.2f MiB", static_cast<double>(b) / (1 << 20));
-  if (b >= (uint64_t{1} << 10)) return fmt("%.1f KiB", static_cast<double>(b) / (1 << 10));
+  if (b >= (uint64_t{1} << 30)) return number_text("%.2f GiB", static_cast<double>(b) / (1 << 30));
+  if (b >= (uint64_t{1} << 20)) return number_text("%.2f MiB", static_cast<double>(b) / (1 << 20));
+  if (b >= (uint64_t{1} << 10)) return number_text("%.1f KiB", static_cast<double>(b) / (1 << 10));
   return std::to_string(b) + " B";
 }
 
@@ -111,12 +107,12 @@ std::vector<std::string> metrics_row(const std::string& method, const std::strin
   return {method,
           params,
           std::to_string(m.stored_bytes()),
-          fmt("%.2fx", m.ratio_f32()),
-          fmt("%.4g", m.rel_error()),
-          fmt("%.5f", m.cos_mean()),
-          fmt("%.5f", m.cos_p01()),
-          fmt("%.5f", m.cos_min()),
-          fmt("%.4g", m.max_abs_error())};
+          number_text("%.2fx", m.ratio_f32()),
+          number_text("%.4g", m.rel_error()),
+          number_text("%.5f", m.cos_mean()),
+          number_text("%.5f", m.cos_p01()),
+          number_text("%.5f", m.cos_min()),
+          number_text("%.4g", m.max_abs_error())};
 }
 
 /// The result and its baselines side by side, plus a plain-words note when a baseline is at least as
@@ -134,7 +130,7 @@ void print_comparison(std::ostream& os, const v1::CompressedTensor& t) {
     const auto& bm = b.metrics();
     if (static_cast<double>(bm.stored_bytes()) <= 1.01 * static_cast<double>(tm.stored_bytes()) && bm.rel_error() < tm.rel_error())
       os << "  note: " << b.method() << " at " << bm.stored_bytes() << " bytes (this result: " << tm.stored_bytes()
-         << ") has a lower weight error: rel_error " << fmt("%.4g", bm.rel_error()) << " < " << fmt("%.4g", tm.rel_error()) << "\n";
+         << ") has a lower weight error: rel_error " << number_text("%.4g", bm.rel_error()) << " < " << number_text("%.4g", tm.rel_error()) << "\n";
   }
   os << "  (weight error is not model quality: `tensorslm eval MODEL_DIR --artifact OUT.tsm --compare` judges by KL)\n";
   if (tm.ratio_f32() < 1.0)
@@ -183,14 +179,14 @@ void print_artifact(std::ostream& os, const v1::Artifact& a, const std::string& 
   }
   const auto& m = a.total();
   os << "\ntotal        " << m.stored_bytes() << " bytes stored for " << m.dense_f32_bytes() << " dense f32 bytes: ratio "
-     << fmt("%.3fx", m.ratio_f32()) << " (vs source dtype " << fmt("%.3fx", m.ratio_source()) << "), rel_error "
-     << fmt("%.4g", m.rel_error()) << ", cos_mean " << fmt("%.5f", m.cos_mean());
-  if (m.seconds() > 0) os << ", " << fmt("%.2f", m.seconds()) << " s";  // artifacts before deterministic ones
+     << number_text("%.3fx", m.ratio_f32()) << " (vs source dtype " << number_text("%.3fx", m.ratio_source()) << "), rel_error "
+     << number_text("%.4g", m.rel_error()) << ", cos_mean " << number_text("%.5f", m.cos_mean());
+  if (m.seconds() > 0) os << ", " << number_text("%.2f", m.seconds()) << " s";  // artifacts before deterministic ones
   os << "\n";
   if (a.has_quality()) {
     const auto& q = a.quality();
-    os << "quality      ppl " << fmt("%.3f", q.ppl_dense()) << " -> " << fmt("%.3f", q.ppl_compressed()) << ", KL "
-       << fmt("%.4g", q.kl_mean()) << " nats, top-1 agreement " << fmt("%.4f", q.top1_agreement()) << " over " << q.tokens()
+    os << "quality      ppl " << number_text("%.3f", q.ppl_dense()) << " -> " << number_text("%.3f", q.ppl_compressed()) << ", KL "
+       << number_text("%.4g", q.kl_mean()) << " nats, top-1 agreement " << number_text("%.4f", q.top1_agreement()) << " over " << q.tokens()
        << " tokens\n";
   }
 }
@@ -287,7 +283,7 @@ void run_compress(const CompressArgs& a) {
     return;
   }
   std::cout << "compressed " << ct.name() << " " << shape_text(ct.shape()) << " " << dtype_name(t.dtype) << " with " << ct.method()
-            << " in " << fmt("%.2f", m.seconds()) << " s\n";
+            << " in " << number_text("%.2f", m.seconds()) << " s\n";
   std::cout << "wrote " << a.output << " (" << human_bytes(file_size_of(a.output)) << ", sha256 " << art_sha << ")\n\n";
   print_comparison(std::cout, ct);
 }

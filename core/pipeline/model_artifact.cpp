@@ -167,14 +167,15 @@ ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json
   return plan_model_artifact(tensors, config, std::span<const MethodRule>(&rule, 1), opt);
 }
 
+std::vector<TensorMeta> tensor_metas(const HfModelDir& model) {
+  std::vector<TensorMeta> out;
+  for (const auto& n : model.tensor_names()) out.push_back({n, model.at(n).dtype, model.at(n).shape});
+  return out;
+}
+
 ModelPlan plan_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,
                               const json& params, const ModelArtifactOptions& opt) {
-  std::vector<TensorMeta> tensors;
-  for (const auto& n : model.tensor_names()) {
-    const Tensor& t = model.at(n);
-    tensors.push_back({n, t.dtype, t.shape});
-  }
-  return plan_model_artifact(tensors, model.config(), tensor_regex, method, params, opt);
+  return plan_model_artifact(tensor_metas(model), model.config(), tensor_regex, method, params, opt);
 }
 
 v1::Artifact build_model_artifact(const HfModelDir& model, const std::string& tensor_regex, const std::string& method,

@@ -72,6 +72,8 @@ struct TensorMeta {
   DType dtype;
   std::vector<int64_t> shape;
 };
+/// Every tensor of `model` (name, dtype, shape), in model order.
+std::vector<TensorMeta> tensor_metas(const HfModelDir& model);
 ModelPlan plan_model_artifact(const std::vector<TensorMeta>& tensors, const json& config, const std::string& tensor_regex,
                               const std::string& method, const json& params, const ModelArtifactOptions& opt = {});
 

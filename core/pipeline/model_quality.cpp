@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <set>
 
+#include "common/number_text.h"
 #include "common/tensor_pattern.h"
 #include "methods/fp16/fp16_codec.h"
 #include "methods/method_table.h"
@@ -16,14 +17,8 @@ namespace tsm {
 
 namespace {
 
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
 std::string describe(const QualityCandidate& c) {
-  return c.method + " (" + fmt("%.2fx", c.ratio_f32) + ", KL " + fmt("%.4g", c.kl_mean) + ")";
+  return c.method + " (" + number_text("%.2fx", c.ratio_f32) + ", KL " + number_text("%.4g", c.kl_mean) + ")";
 }
 
 }  // namespace
@@ -45,7 +40,7 @@ Verdict judge(const QualityCandidate& result, std::span<const QualityCandidate> 
     else v.verdict += " (no reference representation is as small)";
   } else {
     v.verdict = "verdict: prefer " + describe(*best) + " over " + describe(result) + ": lower KL at " +
-                fmt("%.0f%%", 100.0 * double(best->stored_bytes) / double(std::max<uint64_t>(1, result.stored_bytes))) +
+                number_text("%.0f%%", 100.0 * double(best->stored_bytes) / double(std::max<uint64_t>(1, result.stored_bytes))) +
                 " of the bytes";
   }
   if (fp16_bytes > 0 && result.stored_bytes > fp16_bytes)
@@ -70,8 +65,7 @@ v1::ModelQuality measure_model_quality(const HfModelDir& dense_dir, const v1::Ar
   if (!opt.compare || compressed.tensors_size() == 0) return q;
 
   // The same tensors in each reference representation, at its defaults.
-  std::vector<TensorMeta> metas;
-  for (const auto& n : dense_dir.tensor_names()) metas.push_back({n, dense_dir.at(n).dtype, dense_dir.at(n).shape});
+  const std::vector<TensorMeta> metas = tensor_metas(dense_dir);
   ModelArtifactOptions plain;
   plain.baselines = false;
   plain.eval = false;

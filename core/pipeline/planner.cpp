@@ -9,6 +9,7 @@
 #include <numeric>
 #include <set>
 
+#include "common/number_text.h"
 #include "common/tensor_pattern.h"
 #include "methods/method_table.h"
 #include "model/evaluate.h"
@@ -19,12 +20,6 @@
 namespace tsm {
 
 namespace {
-
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
 
 /// Candidates that offer GPTQ get it when the planner calibrates (unless their params say otherwise).
 json with_calibration(const Codec& c, json params, bool calibrate) {
@@ -165,9 +160,9 @@ std::vector<size_t> spaced_states(const std::vector<Alloc>& states, size_t n) {
 
 std::string target_text(const PlanTarget& t) {
   switch (t.kind) {
-    case PlanTarget::Kind::kRatio: return "ratio " + fmt("%g", t.value);
-    case PlanTarget::Kind::kBytes: return "bytes " + fmt("%.0f", t.value);
-    case PlanTarget::Kind::kMaxKl: return "max_kl " + fmt("%g", t.value);
+    case PlanTarget::Kind::kRatio: return "ratio " + number_text("%g", t.value);
+    case PlanTarget::Kind::kBytes: return "bytes " + number_text("%.0f", t.value);
+    case PlanTarget::Kind::kMaxKl: return "max_kl " + number_text("%g", t.value);
   }
   return "";
 }
@@ -268,8 +263,7 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
   if (opt.sensitivity_sequences < 1) throw ParamError("plan.sensitivity_sequences", "must be >= 1");
 
   // What may be planned: the 2-D float tensors matching `tensors`; the rest is fixed.
-  std::vector<TensorMeta> metas;
-  for (const auto& n : model.tensor_names()) metas.push_back({n, model.at(n).dtype, model.at(n).shape});
+  const std::vector<TensorMeta> metas = tensor_metas(model);
   std::optional<TensorPattern> pick;
   if (!opt.tensors.empty()) pick.emplace(opt.tensors, TensorPattern::Anchor::kSearch);
   std::vector<const TensorMeta*> planned;
@@ -554,18 +548,18 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
       rep.bytes = whole(states.front().bytes);
       rep.kl_estimate = states.front().damage;
       rep.message = target_text(opt.target) + " (" + std::to_string(budget) + " bytes) is out of reach with these methods: the smallest plan takes " +
-                    std::to_string(rep.bytes) + " bytes (ratio " + fmt("%.2f", ratio(rep.bytes)) + ")";
+                    std::to_string(rep.bytes) + " bytes (ratio " + number_text("%.2f", ratio(rep.bytes)) + ")";
       report("repair", 1);
       return out;
     }
     const auto p = picks_of(*a);
     chosen = Measured{p, whole(a->bytes), a->damage, measure(p), "allocation"};
-    rep.repairs.push_back("allocation at " + std::to_string(chosen->bytes) + " bytes: estimated KL " + fmt("%.4g", chosen->est) +
-                          ", measured " + fmt("%.4g", chosen->kl) + " (repair set)");
+    rep.repairs.push_back("allocation at " + std::to_string(chosen->bytes) + " bytes: estimated KL " + number_text("%.4g", chosen->est) +
+                          ", measured " + number_text("%.4g", chosen->kl) + " (repair set)");
     for (const auto& m : measured)  // a measured plan within the budget that does better replaces it
       if (m.bytes <= budget && m.kl < chosen->kl) {
-        rep.repairs.push_back("replaced by " + m.what + " at " + std::to_string(m.bytes) + " bytes: measured KL " + fmt("%.4g", m.kl) +
-                              " < " + fmt("%.4g", chosen->kl));
+        rep.repairs.push_back("replaced by " + m.what + " at " + std::to_string(m.bytes) + " bytes: measured KL " + number_text("%.4g", m.kl) +
+                              " < " + number_text("%.4g", chosen->kl));
         chosen = m;
       }
   } else {
@@ -577,8 +571,8 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
       const auto p = picks_of(a);
       const Measured m{p, whole(a.bytes), a.damage, measure(p), "allocation"};
       if (keeps_all(m)) break;  // only the dense model meets the bound: not a compression
-      rep.repairs.push_back("round " + std::to_string(round) + ": estimated KL " + fmt("%.4g", m.est) + " at " + std::to_string(m.bytes) +
-                            " bytes, measured " + fmt("%.4g", m.kl) + " (repair set; bound " + fmt("%.4g", bound) + ")");
+      rep.repairs.push_back("round " + std::to_string(round) + ": estimated KL " + number_text("%.4g", m.est) + " at " + std::to_string(m.bytes) +
+                            " bytes, measured " + number_text("%.4g", m.kl) + " (repair set; bound " + number_text("%.4g", bound) + ")");
       if (!keeps_all(m) && (!closest || m.kl < closest->kl)) closest = m;
       if (m.kl <= bound && !keeps_all(m)) {
         best_ok = m;
@@ -591,7 +585,7 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
       if (keeps_all(m)) continue;
       if (!closest || m.kl < closest->kl) closest = m;
       if (m.kl <= bound && (!best_ok || m.bytes < best_ok->bytes)) {
-        if (best_ok) rep.repairs.push_back("replaced by " + m.what + ": " + std::to_string(m.bytes) + " bytes, measured KL " + fmt("%.4g", m.kl));
+        if (best_ok) rep.repairs.push_back("replaced by " + m.what + ": " + std::to_string(m.bytes) + " bytes, measured KL " + number_text("%.4g", m.kl));
         best_ok = m;
       }
     }
@@ -600,9 +594,9 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
       rep.bytes = closest->bytes;
       rep.kl_estimate = closest->est;
       rep.kl_repair = closest->kl;
-      rep.message = "max_kl " + fmt("%g", opt.target.value) + " is out of reach with these methods: the closest plan (" + closest->what +
-                    ") measures KL " + fmt("%.4g", closest->kl) + " at " + std::to_string(closest->bytes) + " bytes (ratio " +
-                    fmt("%.2f", ratio(closest->bytes)) + ") on the repair set";
+      rep.message = "max_kl " + number_text("%g", opt.target.value) + " is out of reach with these methods: the closest plan (" + closest->what +
+                    ") measures KL " + number_text("%.4g", closest->kl) + " at " + std::to_string(closest->bytes) + " bytes (ratio " +
+                    number_text("%.2f", ratio(closest->bytes)) + ") on the repair set";
       report("repair", 1);
       return out;
     }
@@ -643,14 +637,14 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
   rep.kl_verified = out.artifact.quality().kl_mean();
   if (rep.bytes != chosen->bytes)  // the build must store exactly what was measured
     throw Error("planner: the built artifact stores " + std::to_string(rep.bytes) + " bytes, the plan " + std::to_string(chosen->bytes));
-  rep.message = "plan at " + target_text(opt.target) + ": " + std::to_string(rep.bytes) + " bytes (ratio " + fmt("%.2f", ratio(rep.bytes)) +
-                "), KL " + fmt("%.4g", rep.kl_verified) + " on held-out sequences (estimated " + fmt("%.4g", rep.kl_estimate) +
-                ", repair set " + fmt("%.4g", rep.kl_repair) + ")";
+  rep.message = "plan at " + target_text(opt.target) + ": " + std::to_string(rep.bytes) + " bytes (ratio " + number_text("%.2f", ratio(rep.bytes)) +
+                "), KL " + number_text("%.4g", rep.kl_verified) + " on held-out sequences (estimated " + number_text("%.4g", rep.kl_estimate) +
+                ", repair set " + number_text("%.4g", rep.kl_repair) + ")";
   if (opt.target.kind == PlanTarget::Kind::kMaxKl && rep.kl_verified > opt.target.value) {
     rep.target_met = false;
-    rep.message = "max_kl " + fmt("%g", opt.target.value) + " is missed on the held-out sequences: the plan measured " +
-                  fmt("%.4g", rep.kl_repair) + " on the repair set but " + fmt("%.4g", rep.kl_verified) + " held out, at " +
-                  std::to_string(rep.bytes) + " bytes (ratio " + fmt("%.2f", ratio(rep.bytes)) + ")";
+    rep.message = "max_kl " + number_text("%g", opt.target.value) + " is missed on the held-out sequences: the plan measured " +
+                  number_text("%.4g", rep.kl_repair) + " on the repair set but " + number_text("%.4g", rep.kl_verified) + " held out, at " +
+                  std::to_string(rep.bytes) + " bytes (ratio " + number_text("%.2f", ratio(rep.bytes)) + ")";
   }
   report("build", 1);
   return out;
@@ -666,8 +660,7 @@ v1::Artifact build_from_spec(const HfModelDir& model, const json& spec, ModelArt
     if (opt.calib_set.given.empty()) opt.calib_set.sequences = spec["calibrate"]["sequences"].get<int>();
   }
   if (spec.contains("token_weights") && spec["token_weights"].is_boolean()) opt.token_weights = spec["token_weights"].get<bool>();
-  std::vector<TensorMeta> metas;
-  for (const auto& n : model.tensor_names()) metas.push_back({n, model.at(n).dtype, model.at(n).shape});
+  const std::vector<TensorMeta> metas = tensor_metas(model);
   const ModelPlan plan = plan_model_artifact(metas, model.config(), rules, opt);
   // The artifact records how many entries decided (each tensor holds its own method and params).
   return build_model_artifact(model, plan, ctx, source_sha256, opt, json{{"entries", spec["entries"].size()}}, timings);
@@ -729,7 +722,7 @@ std::string plan_report_text(const PlanReport& r) {
   s += b;
   for (const auto& f : r.frontier) {
     std::snprintf(b, sizeof b, "  %12llu %8.2f %12.4g %12s\n", (unsigned long long)f.bytes, f.ratio_f32, f.kl_estimate,
-                  f.kl_measured ? fmt("%.4g", *f.kl_measured).c_str() : "");
+                  f.kl_measured ? number_text("%.4g", *f.kl_measured).c_str() : "");
     s += b;
   }
   s += "every candidate on every planned tensor (repair set):\n";
