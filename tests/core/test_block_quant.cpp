@@ -821,6 +821,82 @@ TEST(BlockQuantCodec, KQuantCorruptTensorsAreRejected) {
   }
 }
 
+// Flat packing: rows narrower than a super-block share it instead of each padding to 256 values.
+// For 128 inputs two rows fill one super-block: half the bytes of rows packing, the blocks are
+// exactly ggml's quantization of the two rows laid end to end, and the error per row stays within
+// the per-super-block bound of the reference quantizer (same max_rel as the padded test above).
+TEST(BlockQuantCodec, KQuantFlatPackingSharesSuperBlocksAcrossNarrowRows) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> nd(0, 1);
+  const int64_t out = 7, in = 128;  // odd out: the last super-block has one zero row
+  MatrixRM W(out, in);
+  for (int64_t i = 0; i < W.size(); ++i) W.data()[i] = nd(rng);
+  const double max_rel[] = {0.40, 0.22, 0.10, 0.05, 0.03};
+  for (int i = 0; i < 5; ++i) {
+    const BlockType t = kK[i];
+    const BlockFormat& f = block_format(t);
+    const Codec& c = find_codec(f.name);
+    const json r = c.resolve(json::object(), out, in);
+    EXPECT_EQ(r.at("packing"), "flat") << f.name;
+    EXPECT_EQ(c.resolve(json::object(), out, 256).at("packing"), "rows");   // whole super-blocks: nothing to share
+    EXPECT_EQ(c.resolve(json::object(), out, 300).at("packing"), "rows");   // 300 does not divide 256
+    EXPECT_EQ(c.resolve({{"orientation", "in_out"}}, in, out).at("packing"), "flat");
+    EXPECT_THROW(c.resolve({{"packing", "flat"}}, out, 300), ParamError);
+    EXPECT_THROW(c.resolve({{"packing", "diagonal"}}, out, in), ParamError);
+    const auto ct = c.encode(W, r, CodecContext{});
+    const v1::Array& a = find_array(ct, "blocks");
+    EXPECT_EQ(array_shape(a), (std::vector<int64_t>{4, f.bytes}));
+    const auto rows_ct = c.encode(W, c.resolve({{"packing", "rows"}}, out, in), CodecContext{});
+    EXPECT_EQ(find_array(rows_ct, "blocks").data().size(), size_t(out * f.bytes));  // one padded super-block per row
+    EXPECT_EQ(a.data().size(), size_t(4 * f.bytes));
+    // Block 1 is rows 2 and 3 end to end, quantized as one 256-value row.
+    std::vector<float> two(W.row(2).data(), W.row(2).data() + 2 * in);
+    EXPECT_EQ(a.data().substr(size_t(f.bytes), size_t(f.bytes)),
+              std::string(reinterpret_cast<const char*>(encode(t, two).data()), size_t(f.bytes)));
+    const MatrixRM D = c.decode(ct);
+    ASSERT_EQ(D.rows(), out);
+    ASSERT_EQ(D.cols(), in);
+    EXPECT_LT((D - W).norm() / W.norm(), max_rel[i]) << f.name;
+    // The same weights stored (in, out) give the same blocks.
+    const auto io = c.encode(MatrixRM(W.transpose()), c.resolve({{"orientation", "in_out"}}, in, out), CodecContext{});
+    EXPECT_EQ(find_array(io, "blocks").data(), a.data());
+    // Params written before packing existed mean rows: flat blocks under them are rejected.
+    auto old = ct;
+    json p = json::parse(ct.params_json());
+    p.erase("packing");
+    old.set_params_json(p.dump());
+    EXPECT_THROW(c.decode(old), FormatError) << f.name;
+    auto old_rows = rows_ct;
+    old_rows.set_params_json(p.dump());
+    EXPECT_NO_THROW(c.decode(old_rows));
+    // Corrupted: a flat tensor whose blocks array lost a super-block, or whose width no longer fits.
+    auto bad = ct;
+    bad.mutable_arrays(0)->set_shape(0, 3);
+    EXPECT_THROW(c.decode(bad), FormatError);
+    auto wide = ct;
+    wide.set_shape(1, 96);
+    EXPECT_THROW(c.decode(wide), FormatError);
+  }
+}
+
+// GPTQ over flat super-blocks (two 128-wide rows each): lower layer loss than the reference
+// quantizer's flat blocks, for every k-type, as for row-wise super-blocks.
+TEST(Gptq, KQuantsFlatPackingLowerLayerLossThanReferenceQuantizer) {
+  const int64_t out = 32, in = 128;
+  const CorrelatedLayer layer = correlated_layer(out, in, 4000, 12);
+  for (BlockType t : kK) {
+    const BlockFormat& f = block_format(t);
+    std::vector<uint8_t> ref(size_t(out / 2 * f.bytes)), gq(ref.size());
+    quantize_row(t, layer.W.data(), out * in, ref.data());
+    gptq_quantize(t, layer.W, layer.C, gq.data(), 0.01, 2);
+    const double l_ref = layer.loss(dequantize_blocks(t, ref.data(), out, in, 2));
+    const double l_gptq = layer.loss(dequantize_blocks(t, gq.data(), out, in, 2));
+    std::printf("%s flat: layer loss gptq %.4g, reference %.4g\n", name_of(t).c_str(), l_gptq, l_ref);
+    EXPECT_LT(l_gptq, 0.8 * l_ref) << name_of(t);
+  }
+  EXPECT_THROW(gptq_quantize(BlockType::kQ4_K, layer.W.topRows(31), layer.C, std::vector<uint8_t>(16 * 144).data(), 0.01, 2), Error);
+}
+
 // GPTQ with the super-block's scales fixed when the sweep enters it: lower layer loss tr(D C D^T)
 // than the reference quantizer on correlated inputs, for every k-type.
 TEST(Gptq, KQuantsLowerLayerLossThanReferenceQuantizer) {

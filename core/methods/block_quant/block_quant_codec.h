@@ -6,12 +6,20 @@
 //
 // Params: {orientation: out_in | in_out (default out_in; in_out for weights stored (in, out), as
 // GPT-2's Conv1D, so blocks still run along the inputs), calibration: none | gptq (default none;
-// gptq needs the inputs of the layer: a whole-model job with calibrate)}.
-// Arrays (little-endian): "blocks" u8 (out, ceil(in / B) * block_bytes), B = 32 (k-quants: 256): row
-// o holds the blocks of output feature o over inputs 0..in-1, zero-padded to a multiple of B (the
-// padding is stored and counted, as ggml pads a row). CompressedTensor.shape is the stored (rows, cols).
+// gptq needs the inputs of the layer: a whole-model job with calibrate), packing: auto | rows | flat
+// (resolve() turns auto into flat where it fits and rows would pad, else rows; params without the
+// key, written before it existed, mean rows)}.
+// Arrays (little-endian): "blocks" u8, B = 32 values per block (k-quants: 256), in either packing:
+//   rows: (out, ceil(in / B) * block_bytes): row o holds the blocks of output feature o over inputs
+//         0..in-1, zero-padded to a multiple of B (the padding is stored and counted, as ggml pads a row).
+//   flat: (ceil(out / k), block_bytes) with k = B / in (in divides B and is a whole number of
+//         sub-blocks: a k-quant over 128 inputs has k = 2): block b holds the inputs of output
+//         features b*k .. b*k+k-1 one after the other; missing rows of the last block are zeros.
+//         Same bits per weight as ggml's rows of 256 for models narrower than a super-block.
+// CompressedTensor.shape is the stored (rows, cols).
 #pragma once
 #include <string>
+#include <vector>
 
 #include "methods/block_quant/block_formats.h"
 #include "methods/codec.h"
@@ -23,6 +31,7 @@ namespace tsm {
 struct BlockQuantParams {
   std::string orientation = "out_in";  ///< in_out: stored (in, out) as GPT-2 Conv1D
   std::string calibration = "none";    ///< none | gptq
+  std::string packing = "auto";        ///< auto (resolved to one of the others) | rows | flat
 };
 ParamSpec<BlockQuantParams> block_quant_param_spec(std::string method);
 
@@ -49,7 +58,12 @@ class BlockQuantCodec : public Codec {
   ParamSpec<BlockQuantParams> spec_;
 };
 
+/// Rows per block of resolved params for `in` inputs: 1 for rows packing, B / in for flat. Throws
+/// tsm::FormatError when the packing is unknown or flat does not fit `in`.
+int block_rows_per_block(BlockType t, const json& resolved, int64_t in);
+/// Shape of the "blocks" array: (out, row bytes) for rows_per_block 1, else (ceil(out / k), block bytes).
+std::vector<int64_t> block_array_shape(BlockType t, int rows_per_block, int64_t out, int64_t in);
 /// The dense (out, in) rows of a block-quantized tensor (orientation undone by decode()).
-MatrixRM dequantize_blocks(BlockType t, const uint8_t* blocks, int64_t out, int64_t in);
+MatrixRM dequantize_blocks(BlockType t, const uint8_t* blocks, int64_t out, int64_t in, int rows_per_block = 1);
 
 }  // namespace tsm

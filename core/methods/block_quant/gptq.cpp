@@ -10,13 +10,22 @@
 
 namespace tsm {
 
-void gptq_quantize(BlockType t, ConstMatrixRef Win, const MatrixRMd& Hin, uint8_t* out, double damp) {
+void gptq_quantize(BlockType t, ConstMatrixRef Win, const MatrixRMd& Hin, uint8_t* out, double damp, int rows_per_block) {
   const int64_t rows = Win.rows(), cols = Win.cols();
   const BlockFormat& f = block_format(t);
-  const int64_t G = f.values, groups = cols / G, SV = f.sub_values;
+  const int64_t G = f.values, SV = f.sub_values, k = rows_per_block;
   const bool sub_blocks = SV != G;  // a k-quant: sub-block scales under the super-block's units
-  if (cols % G != 0) throw Error("gptq: " + std::to_string(cols) + " columns is not a multiple of " + std::to_string(G));
+  if (k == 1 && cols % G != 0)
+    throw Error("gptq: " + std::to_string(cols) + " columns is not a multiple of " + std::to_string(G));
+  if (k > 1 && (cols * k != G || rows % k != 0 || cols % SV != 0))
+    throw Error("gptq: " + std::to_string(k) + " rows of " + std::to_string(cols) + " per block do not fill " + std::to_string(rows) +
+                " rows with blocks of " + std::to_string(G));
+  if (k < 1) throw Error("gptq: rows_per_block must be at least 1");
   if (Hin.rows() != cols || Hin.cols() != cols) throw Error("gptq: the input covariance does not match the weight's columns");
+  // Block b and position in it of weight (r, j): row-wise blocks (k = 1) or k whole rows per block.
+  const int64_t groups = k == 1 ? cols / G : 1, nblocks = k == 1 ? rows * groups : rows / k;
+  auto block_of = [&](int64_t r, int64_t j) { return k == 1 ? r * groups + j / G : r / k; };
+  auto pos_of = [&](int64_t r, int64_t j) { return static_cast<int>(k == 1 ? j % G : (r % k) * cols + j); };
 
   Eigen::MatrixXd W = Win.cast<double>();  // (rows, cols), updated in place as columns are quantized
   Eigen::MatrixXd H = Hin;                 // (cols, cols)
@@ -35,42 +44,50 @@ void gptq_quantize(BlockType t, ConstMatrixRef Win, const MatrixRMd& Hin, uint8_
   if (llt2.info() != Eigen::Success) throw Error("gptq: H^-1 is not positive definite");
   const Eigen::MatrixXd U = llt2.matrixU();
 
-  std::vector<BlockParams> params(static_cast<size_t>(rows * groups));  // (rows, groups)
-  std::vector<int> codes(static_cast<size_t>(rows * cols));              // (rows, cols)
+  std::vector<BlockParams> params(static_cast<size_t>(nblocks));  // one per block
+  std::vector<int> codes(static_cast<size_t>(rows * cols));       // (rows, cols)
   constexpr int64_t kBatch = 128;
-  std::vector<float> block(static_cast<size_t>(G));       // one row's group (or sub-block), as f32
+  std::vector<float> block(static_cast<size_t>(G));       // one block's values (or a sub-block's), as f32
   std::vector<float> importance(static_cast<size_t>(SV));  // diag(H) over the current sub-block
+  std::vector<float> sigma2(static_cast<size_t>(nblocks));
   for (int64_t b0 = 0; b0 < cols; b0 += kBatch) {
     const int64_t b1 = std::min(cols, b0 + kBatch), nb = b1 - b0;
     Eigen::MatrixXd Err(rows, nb);  // scaled errors of this batch's columns
     for (int64_t j = b0; j < b1; ++j) {
-      if (j % G == 0) {
-        const int64_t g = j / G;
-        for (int64_t r = 0; r < rows; ++r) {
-          for (int64_t k = 0; k < G; ++k) block[k] = static_cast<float>(W(r, j + k));
-          params[r * groups + g] = fit_block(t, block.data());
+      if (j % G == 0) {  // (k > 1: only j = 0, every block's k rows at once)
+        for (int64_t b = (k == 1 ? j / G : 0); b < nblocks; b += (k == 1 ? groups : 1)) {
+          const int64_t r0 = k == 1 ? b / groups : b * k, c0 = k == 1 ? j : 0, w = k == 1 ? G : cols;
+          for (int64_t q = 0; q < G; ++q) block[q] = static_cast<float>(W(r0 + q / w, c0 + q % w));
+          params[b] = fit_block(t, block.data());
         }
       }
       if (sub_blocks && j % SV == 0) {
         // k-quants: the sub-block's scale (and min) refitted to its current weights, in llama.cpp's
         // importance weights diag(H) * sqrt(sigma2 + w^2) (sigma2 over the super-block's current
         // weights, as quantize_row_q*_K_impl), against the super-block's units fixed above.
-        const int64_t j0 = j / G * G;
-        const int s = static_cast<int>((j - j0) / SV);
-        for (int64_t k = 0; k < SV; ++k) importance[k] = static_cast<float>(Hin(j + k, j + k));
-        for (int64_t r = 0; r < rows; ++r) {
+        const int64_t j0 = k == 1 ? j / G * G : 0, w = k == 1 ? G : cols;
+        for (int64_t q = 0; q < SV; ++q) importance[q] = static_cast<float>(Hin(j + q, j + q));
+        for (int64_t b = 0; b < nblocks; ++b) {
+          if (k == 1 && b % groups != j / G) continue;
+          const int64_t r0 = k == 1 ? b / groups : b * k;
           float sumx2 = 0;
-          for (int64_t k = 0; k < G; ++k) sumx2 += static_cast<float>(W(r, j0 + k) * W(r, j0 + k));
-          const float sigma2 = (t == BlockType::kQ2_K ? 1.f : 2.f) * sumx2 / float(G);
-          for (int64_t k = 0; k < SV; ++k) block[k] = static_cast<float>(W(r, j + k));
-          kquant::refit_sub_block(t, params[r * groups + j / G], s, block.data(), importance.data(), sigma2);
+          for (int64_t q = 0; q < G; ++q) {
+            const double v = W(r0 + q / w, j0 + q % w);
+            sumx2 += static_cast<float>(v * v);
+          }
+          sigma2[b] = (t == BlockType::kQ2_K ? 1.f : 2.f) * sumx2 / float(G);
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t b = block_of(r, j);
+          for (int64_t q = 0; q < SV; ++q) block[q] = static_cast<float>(W(r, j + q));
+          kquant::refit_sub_block(t, params[b], pos_of(r, j) / static_cast<int>(SV), block.data(), importance.data(), sigma2[b]);
         }
       }
       const double ujj = U(j, j);
       for (int64_t r = 0; r < rows; ++r) {
-        const BlockParams& p = params[r * groups + j / G];
+        const BlockParams& p = params[block_of(r, j)];
         const float w = static_cast<float>(W(r, j));
-        const int pos = static_cast<int>(j % G);
+        const int pos = pos_of(r, j);
         const int q = quantize_value(t, p, pos, w);
         codes[r * cols + j] = q;
         Err(r, j - b0) = (double(w) - double(dequantize_code(t, p, pos, q))) / ujj;
@@ -81,9 +98,8 @@ void gptq_quantize(BlockType t, ConstMatrixRef Win, const MatrixRMd& Hin, uint8_
     // Lazy update of every column after the batch.
     if (b1 < cols) W.rightCols(cols - b1).noalias() -= Err * U.block(b0, b1, nb, cols - b1);
   }
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t g = 0; g < groups; ++g)
-      pack_block(t, params[r * groups + g], codes.data() + r * cols + g * G, out + (r * groups + g) * f.bytes);
+  // Block b's codes are contiguous in (rows, cols) row-major order either way.
+  for (int64_t b = 0; b < nblocks; ++b) pack_block(t, params[b], codes.data() + b * G, out + b * f.bytes);
 }
 
 }  // namespace tsm

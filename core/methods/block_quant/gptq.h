@@ -25,8 +25,13 @@
 
 namespace tsm {
 
-/// W (rows, cols) with cols a multiple of G = block_format(t).values, H (cols, cols). out:
-/// rows * (cols / G) blocks, row-major (row r's blocks at out + r * (cols / G) * bytes).
-void gptq_quantize(BlockType t, ConstMatrixRef W, const MatrixRMd& H, uint8_t* out, double damp = 0.01);
+/// W (rows, cols), H (cols, cols), G = block_format(t).values.
+/// rows_per_block 1: cols a multiple of G; out: rows * (cols / G) blocks, row-major (row r's blocks
+/// at out + r * (cols / G) * bytes).
+/// rows_per_block k > 1 (narrow inputs, cols * k == G, rows a multiple of k, cols a multiple of the
+/// sub-block): block b holds rows b*k .. b*k+k-1 one after the other; out: rows / k blocks. The
+/// block's units are fitted at column 0 from all k rows; sub-block scales are refitted per row as
+/// the sweep reaches them, as for row-wise blocks.
+void gptq_quantize(BlockType t, ConstMatrixRef W, const MatrixRMd& H, uint8_t* out, double damp = 0.01, int rows_per_block = 1);
 
 }  // namespace tsm
