@@ -5,6 +5,12 @@
 // cores. Reports prompt tokens/s, generated tokens/s (ms per token), the embedding + head bytes and
 // the process's peak RSS (getrusage; run one variant per process, e.g. --benchmark_filter=stream,
 // for a peak RSS that belongs to that variant alone).
+// Weight-type variants (fp16, int8, q8_0, q4_0, q4_1, q5_1, q4_k): every linear layer and the tied head
+// compressed by that method and run by its operator on the stored form (the method table's make_linear;
+// the embedding lookup stays a dense f32 table, as llama.cpp keeps token_embd apart from output).
+// Extra counters: weight_bytes (resident bytes of the layers + head, what one generated token reads),
+// bytes_per_token_est (that plus the KV cache read per step) and achieved_gb_per_s (that over the
+// wall time per token), to compare with BM_MemoryBandwidth (a 2-thread read of 1 GiB: the machine's limit).
 //   bench_runtime --benchmark_format=json [--threads 2]
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
@@ -17,6 +23,7 @@
 #include <string>
 
 #include "formats/array_pack.h"
+#include "methods/method_table.h"
 #include "methods/tt_token/tt_embedding.h"
 #include "model/generate.h"
 #include "model/transformer.h"
@@ -48,9 +55,23 @@ MatrixRM random_matrix(int64_t r, int64_t c, float a, uint64_t seed) {
   return m;
 }
 
+/// The method of a weight-type variant ("" for f32 and the tt variants).
+std::string g_method;
+
+/// W (out, in) as the operator of method `m` (its codec's encode, then the method table's make_linear).
+std::unique_ptr<LinearOp> compressed_op(const std::string& m, const MatrixRM& W) {
+  const Codec& c = find_codec(m);
+  CodecContext ctx;
+  ctx.threads = g_threads;
+  auto op = make_compressed_linear(c.encode(W, c.resolve(json::object(), W.rows(), W.cols()), ctx));
+  if (!op) throw Error(m + " has no LinearOp in the method table");
+  return op;
+}
+
 std::unique_ptr<LinearOp> random_linear(int64_t in, int64_t out, uint64_t seed) {
   std::vector<float> b(out);
   fill_random(b.data(), b.size(), 0.02f, seed + 7);
+  if (!g_method.empty()) return with_bias(compressed_op(g_method, random_matrix(out, in, 0.05f, seed)), std::move(b));
   return std::make_unique<DenseLinear>(random_matrix(out, in, 0.05f, seed), std::move(b));
 }
 
@@ -118,17 +139,22 @@ v1::CompressedTensor random_tt_embedding(int64_t V) {
   return t;
 }
 
-enum Variant { kDense = 0, kTtMaterialize = 1, kTtStream = 2 };
-const char* kVariantName[] = {"dense", "tt_materialize", "tt_stream"};
+enum Variant { kDense = 0, kTtMaterialize = 1, kTtStream = 2, kF16, kInt8, kQ8_0, kQ4_0, kQ4_1, kQ5_1, kQ4_K, kVariants };
+const char* kVariantName[] = {"dense", "tt_materialize", "tt_stream", "fp16", "int8", "q8_0", "q4_0", "q4_1", "q5_1", "q4_k"};
 
 // One model per variant, built on first use (so a filtered run holds only what it measures).
 Transformer& model(Variant v) {
-  static std::unique_ptr<Transformer> nets[3];
+  static std::unique_ptr<Transformer> nets[kVariants];
   if (nets[v]) return *nets[v];
   set_compute_threads(g_threads);
+  g_method = v >= kF16 ? kVariantName[v] : "";
   auto net = random_body();
   const int64_t V = net->cfg.vocab;
-  if (v == kDense) {
+  if (v >= kF16) {  // dense lookup table; the tied head as the method's operator over the same rows
+    auto table = std::make_shared<const MatrixRM>(random_matrix(V, 768, 0.1f, 5));
+    net->embed = std::make_unique<DenseEmbedding>(table);
+    net->head = std::make_unique<LinearHead>(compressed_op(g_method, *table));
+  } else if (v == kDense) {
     auto table = std::make_shared<const MatrixRM>(random_matrix(V, 768, 0.1f, 5));
     net->embed = std::make_unique<DenseEmbedding>(table);
     net->head = std::make_unique<MatrixHead>(table, "dense");
@@ -161,6 +187,12 @@ void add_counters(benchmark::State& st, const Transformer& net, Variant v) {
   if (std::string(net.head->kind()) == "dense") unique -= net.head->resident_bytes();
   if (std::string(net.head->kind()) == "stream") unique -= net.embed->resident_bytes();
   st.counters["weight_bytes"] = double(unique);
+  // What a generated token reads: every layer's weights and the head (the embedding: one row).
+  uint64_t per_token = net.head->resident_bytes();
+  for (const auto& L : net.layers)
+    for (const auto* op : {L.qkv.get(), L.q.get(), L.k.get(), L.v.get(), L.o.get(), L.up.get(), L.gate.get(), L.down.get()})
+      if (op) per_token += op->resident_bytes();
+  st.counters["layer_head_bytes"] = double(per_token);
   st.counters["peak_rss_bytes"] = double(peak_rss_bytes());
   st.counters["threads"] = g_threads;
   st.SetLabel(kVariantName[v]);
@@ -214,6 +246,15 @@ void BM_Generate(benchmark::State& st) {
   }
   st.counters["generated_tokens_per_s"] = double(tokens) / wall;
   st.counters["ms_per_token"] = 1e3 * wall / double(tokens);
+  // Bytes moved per token (estimate): layers + head weights, plus the K and V rows read by attention
+  // (on average 16 + kSteps / 2 positions, f32).
+  uint64_t per_token = net.head->resident_bytes();
+  for (const auto& L : net.layers)
+    for (const auto* op : {L.qkv.get(), L.q.get(), L.k.get(), L.v.get(), L.o.get(), L.up.get(), L.gate.get(), L.down.get()})
+      if (op) per_token += op->resident_bytes();
+  per_token += uint64_t(net.cfg.n_layer) * 2 * uint64_t(16 + kSteps / 2) * uint64_t(net.cfg.kv_dim()) * sizeof(float);
+  st.counters["bytes_per_token_est"] = double(per_token);
+  st.counters["achieved_gb_per_s"] = double(per_token) * double(tokens) / wall / 1e9;
   st.counters["cpu_ms_per_token"] = 1e3 * cpu / double(tokens);
   add_counters(st, net, Variant(st.range(0)));
 }
@@ -231,11 +272,43 @@ void BM_EmbeddingLookup(benchmark::State& st) {
   add_counters(st, net, Variant(st.range(0)));
 }
 
+// The machine's memory bandwidth as the token loop sees it: g_threads threads summing a 1 GiB f32
+// buffer (far above the caches), split as the linear layers split their rows (OpenMP, static).
+void BM_MemoryBandwidth(benchmark::State& st) {
+  set_compute_threads(g_threads);
+  const int64_t n = int64_t(1) << 28;  // 1 GiB of f32
+  std::vector<float> buf(static_cast<size_t>(n));
+  fill_random(buf.data(), buf.size(), 1.0f, 3);
+  constexpr int64_t kChunk = int64_t(1) << 16;
+  double seconds = 0;
+  for (auto _ : st) {
+    const auto t0 = std::chrono::steady_clock::now();
+    float total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+    for (int64_t c = 0; c < n / kChunk; ++c) {
+      float s[16] = {};
+      const float* p = buf.data() + c * kChunk;
+      for (int64_t j = 0; j < kChunk; j += 16)
+        for (int k = 0; k < 16; ++k) s[k] += p[j + k];
+      for (float v : s) total += v;
+    }
+    benchmark::DoNotOptimize(total);
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  st.counters["gb_per_s"] = double(n) * sizeof(float) * double(st.iterations()) / seconds / 1e9;
+  st.counters["threads"] = g_threads;
+}
+
 }  // namespace
 
+BENCHMARK(BM_MemoryBandwidth)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(BM_EmbeddingLookup)->ArgName("variant")->Arg(kDense)->Arg(kTtMaterialize);
 BENCHMARK(BM_Prompt)->ArgName("variant")->Arg(kDense)->Arg(kTtMaterialize)->Arg(kTtStream)->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(BM_Generate)->ArgName("variant")->Arg(kDense)->Arg(kTtMaterialize)->Arg(kTtStream)->Unit(benchmark::kMillisecond)->MinTime(1.0)->Repetitions(2);
+// Weight types run on the stored form: ms per token, resident and moved bytes. variant: 3 fp16, 4 int8,
+// 5 q8_0, 6 q4_0, 7 q4_1, 8 q5_1, 9 q4_k (e.g. --benchmark_filter=GenerateWeightType/variant:5).
+BENCHMARK(BM_Prompt)->Name("BM_PromptWeightType")->ArgName("variant")->DenseRange(kF16, kQ4_K)->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(BM_Generate)->Name("BM_GenerateWeightType")->ArgName("variant")->DenseRange(kF16, kQ4_K)->Unit(benchmark::kMillisecond)->MinTime(1.0)->Repetitions(2);
 
 int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i)

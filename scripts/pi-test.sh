@@ -10,11 +10,13 @@ bash scripts/install-pi-deps.sh
 cmake --preset aarch64 -DTSM_BUILD_TESTS=ON >/dev/null
 targets=(tensorslm-agent)
 for t in tests/client/test_*.cpp; do targets+=("client_$(basename "$t" .cpp)"); done
-targets+=(core_test_saten_math core_test_block_quant)
+targets+=(core_test_saten_math core_test_block_quant core_test_compressed_linear)
 cmake --build --preset aarch64 -j "$JOBS" --target "${targets[@]}"
 file build/aarch64/bin/tensorslm-agent | sed 's/, BuildID[^,]*//'
 # The server is not part of the Pi build: its integration tests skip themselves.
 ctest --test-dir build/aarch64 -L client --output-on-failure -j "$JOBS" --timeout 900
-# Hand-vectorised kernels against their references: Saten's NEON paths, and the block formats'
-# portable code paths (x86 builds take the AVX2 ones).
-ctest --test-dir build/aarch64 -R '^(SatenSparse|SatenOperator|BlockFormats|BlockQuantCodec|Gptq)\.' --output-on-failure -j "$JOBS" --timeout 900
+# Hand-vectorised kernels against their references: Saten's NEON paths, the block formats'
+# portable code paths (x86 builds take the AVX2 ones), and the compressed operators' NEON kernels
+# (vec_dot's vmull/vpadal path at the Cortex-A72 baseline; fp16 / int8 widening) against the
+# dequantized references and the portable kernels.
+ctest --test-dir build/aarch64 -R '^(SatenSparse|SatenOperator|BlockFormats|BlockQuantCodec|Gptq|VecDot|CompressedLinear|Methods/CompressedLinearRef)\.' --output-on-failure -j "$JOBS" --timeout 900

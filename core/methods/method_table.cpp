@@ -1,10 +1,13 @@
 // The method table: one row per method, in the order `tensorslm methods` lists them.
 #include "methods/method_table.h"
 
+#include "methods/block_quant/block_linear.h"
 #include "methods/block_quant/block_quant_codec.h"
 #include "methods/correction/qlr_codec.h"
 #include "methods/fp16/fp16_codec.h"
+#include "methods/fp16/fp16_linear.h"
 #include "methods/int8/int8_codec.h"
+#include "methods/int8/int8_linear.h"
 #include "methods/saten/saten_codec.h"
 #include "methods/saten/saten_linear.h"
 #include "methods/svd/svd_codec.h"
@@ -32,23 +35,23 @@ const BlockQuantCodec kQ3_K{BlockType::kQ3_K};
 const BlockQuantCodec kQ2_K{BlockType::kQ2_K};
 const QlrCodec kQlr;
 
-//                    codec       LinearOp            TokenEmbedding      default for
+//                    codec       LinearOp            TokenEmbedding      default for            LinearOp, stored (in, out)
 const std::vector<Method> kMethods = {
     {&kTtToken, nullptr,            &make_tt_embedding, DefaultFor::kEmbedding},
     {&kSvd,     nullptr,            nullptr,            DefaultFor::kNone},
-    {&kFp16,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kInt8,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kFp16,    &make_fp16_linear,  nullptr,            DefaultFor::kNone,     &make_fp16_linear_in_out},
+    {&kInt8,    &make_int8_linear,  nullptr,            DefaultFor::kNone,     &make_int8_linear_in_out},
     {&kSaten,   &make_saten_linear, nullptr,            DefaultFor::kWholeModel},
-    {&kQ8_0,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kQ4_0,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kQ4_1,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kQ5_0,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kQ5_1,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kQ6_K,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kQ5_K,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kQ4_K,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kQ3_K,    nullptr,            nullptr,            DefaultFor::kNone},
-    {&kQ2_K,    nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQ8_0,    &make_block_linear, nullptr,            DefaultFor::kNone},
+    {&kQ4_0,    &make_block_linear, nullptr,            DefaultFor::kNone},
+    {&kQ4_1,    &make_block_linear, nullptr,            DefaultFor::kNone},
+    {&kQ5_0,    &make_block_linear, nullptr,            DefaultFor::kNone},
+    {&kQ5_1,    &make_block_linear, nullptr,            DefaultFor::kNone},
+    {&kQ6_K,    &make_block_linear, nullptr,            DefaultFor::kNone},
+    {&kQ5_K,    &make_block_linear, nullptr,            DefaultFor::kNone},
+    {&kQ4_K,    &make_block_linear, nullptr,            DefaultFor::kNone},
+    {&kQ3_K,    &make_block_linear, nullptr,            DefaultFor::kNone},
+    {&kQ2_K,    &make_block_linear, nullptr,            DefaultFor::kNone},
     {&kQlr,     nullptr,            nullptr,            DefaultFor::kNone},
 };
 
@@ -110,9 +113,11 @@ std::vector<const Codec*> reference_codecs() {
   return out;
 }
 
-std::unique_ptr<LinearOp> make_compressed_linear(const v1::CompressedTensor& t) {
+std::unique_ptr<LinearOp> make_compressed_linear(const v1::CompressedTensor& t, bool stored_in_out) {
   const Method* m = try_find_method(t.method());
-  return m && m->make_linear ? m->make_linear(t) : nullptr;
+  if (!m) return nullptr;
+  const auto make = stored_in_out && !m->codec->takes_orientation() ? m->make_linear_in_out : m->make_linear;
+  return make ? make(t) : nullptr;
 }
 
 std::shared_ptr<const TokenEmbedding> make_compressed_embedding(const v1::CompressedTensor& t) {

@@ -31,6 +31,11 @@ struct Method {
   /// null: decoded densely.
   std::shared_ptr<const TokenEmbedding> (*make_embedding)(const v1::CompressedTensor&) = nullptr;
   DefaultFor default_for = DefaultFor::kNone;
+  /// The LinearOp for a weight the checkpoint stores (in, out) (GPT-2 Conv1D) when the codec
+  /// records no orientation (takes_orientation() false: fp16 and int8 hold the matrix as stored, so
+  /// their tensor alone cannot say which side is the input); null: decoded densely. Codecs that
+  /// record an orientation get make_linear for either layout.
+  std::unique_ptr<LinearOp> (*make_linear_in_out)(const v1::CompressedTensor&) = nullptr;
 
   std::string_view name() const { return codec->name(); }
 };
@@ -61,7 +66,9 @@ std::vector<const Codec*> reference_codecs();
 
 /// The table's LinearOp for `t` (by t.method()), or nullptr when its method has none (or is
 /// unknown): the caller then decodes the tensor densely. The op carries no bias (see with_bias).
-std::unique_ptr<LinearOp> make_compressed_linear(const v1::CompressedTensor& t);
+/// stored_in_out: the checkpoint's layout of this weight is (in, out) (GPT-2 Conv1D); a codec that
+/// records its orientation ignores it, one that does not runs through make_linear_in_out.
+std::unique_ptr<LinearOp> make_compressed_linear(const v1::CompressedTensor& t, bool stored_in_out = false);
 /// The table's embedding operator for `t`, or nullptr when its method has none.
 std::shared_ptr<const TokenEmbedding> make_compressed_embedding(const v1::CompressedTensor& t);
 

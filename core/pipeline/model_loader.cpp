@@ -59,9 +59,10 @@ class Loader {
     std::string n = name(wr, layer, true);
     const bool in_out = spec_.linear_layout == WeightLayout::kInOut;
     std::vector<float> bias = with_b ? vec(br, layer, out) : std::vector<float>{};
-    // A compressed operator works in the logical (out, in) orientation whatever the stored one.
+    // A compressed operator works in the logical (out, in) orientation whatever the stored one (the
+    // table needs the checkpoint's layout for codecs that do not record it: fp16, int8).
     if (const auto* ct = w_.compressed(n)) {
-      if (auto op = make_compressed_linear(*ct)) {
+      if (auto op = make_compressed_linear(*ct, in_out)) {
         if (op->in_features() != in || op->out_features() != out)
           throw Error("compressed tensor '" + n + "' is " + std::to_string(op->out_features()) + " x " +
                       std::to_string(op->in_features()) + ", expected " + std::to_string(out) + " x " + std::to_string(in));
