@@ -92,7 +92,7 @@ void cmd_run(const RunArgs& a) {
     prompt = parse_ids(a.ids, "--ids");
   } else {
     if (!tok) throw Error(w.origin() + " has no tokenizer.json; give the prompt as token ids with --ids 1,2,3");
-    prompt = tok->encode(a.prompt);
+    prompt = tok->encode_with_special_tokens(a.prompt);  // Llama: <s> first, as HF's add_special_tokens
   }
   if (prompt.empty()) throw ParamError("--prompt", "the prompt has no tokens");
 
@@ -103,7 +103,7 @@ void cmd_run(const RunArgs& a) {
   GenerateResult r = generate(*net, prompt, g);
 
   std::optional<std::string> text;
-  if (tok) text = tok->decode(r.generated);
+  if (tok) text = decode_continuation(*tok, prompt, r.generated);  // in context: SentencePiece strips a leading space
   if (a.json_out) {
     json j = {{"prompt_ids", prompt},
               {"generated_ids", r.generated},

@@ -88,7 +88,7 @@ tensorslm::v1::RunSummary run_workload(const WorkloadInput& in, const WorkloadCo
     if (!tj) throw Error("model '" + in.model_path + "' has no tokenizer.json; give workload.token_ids instead of prompts");
     auto tok = load_tokenizer(*tj);
     for (const auto& t : texts) {
-      auto ids = tok->encode(t);
+      auto ids = tok->encode_with_special_tokens(t);
       if (ids.empty()) throw Error("prompt '" + t + "' encodes to no tokens");
       prompts.push_back(std::move(ids));
     }

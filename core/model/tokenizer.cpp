@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "model/sentencepiece_bpe.h"
 #include "model/unicode_text.h"
 
 namespace tsm {
@@ -245,8 +246,23 @@ std::unique_ptr<Tokenizer> load_tokenizer(std::string_view text) {
       bad(std::string("malformed byte-level BPE: ") + e.what());
     }
   }
-  throw Error("tokenizer.json: model type '" + type + "' with pre_tokenizer '" + (pre.empty() ? "none" : pre) +
-              "' is not supported yet (byte-level BPE only); give token ids instead (--ids)");
+  if (type == "BPE") {
+    try {
+      return SentencePieceBpeTokenizer::from_json(&j);
+    } catch (const json::exception& e) {
+      bad(std::string("malformed SentencePiece-style BPE: ") + e.what());
+    }
+  }
+  throw FormatError("tokenizer.json: model type '" + type + "' with pre_tokenizer '" + (pre.empty() ? "none" : pre) +
+                    "' is not supported yet (BPE only); give token ids instead (--ids)");
+}
+
+std::string decode_continuation(const Tokenizer& tok, std::span<const int32_t> prefix, std::span<const int32_t> ids) {
+  std::vector<int32_t> all(prefix.begin(), prefix.end());
+  all.insert(all.end(), ids.begin(), ids.end());
+  const std::string before = tok.decode(prefix), whole = tok.decode(all);
+  if (whole.compare(0, before.size(), before) == 0) return whole.substr(before.size());
+  return tok.decode(ids);
 }
 
 }  // namespace tsm

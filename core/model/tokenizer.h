@@ -2,8 +2,9 @@
 // tokenizer.json and builds the implementation its "model"/"pre_tokenizer" ask for. Implemented:
 // byte-level BPE (GPT-2, OPT, Cerebras-GPT): added/special tokens are split out first, the rest is
 // pre-tokenized by the GPT-2 regex, each piece's UTF-8 bytes are mapped to printable code points
-// (bytes_to_unicode) and merged by BPE in merge-rank order.
-// Invariant: decode(encode(text)) == text for every valid UTF-8 text.
+// (bytes_to_unicode) and merged by BPE in merge-rank order; and SentencePiece-style BPE (Llama,
+// TinyLlama, stories models: model/sentencepiece_bpe.h).
+// Invariant (byte-level BPE): decode(encode(text)) == text for every valid UTF-8 text.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -19,7 +20,12 @@ namespace tsm {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
+  /// The text's ids alone (HF add_special_tokens=False).
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  /// The ids of a prompt: encode() inside the special tokens the tokenizer.json's post_processor puts
+  /// around one sequence (HF add_special_tokens=True; Llama: <s> first). The byte-level BPE reads no
+  /// post_processor, so there it is encode().
+  virtual std::vector<int32_t> encode_with_special_tokens(std::string_view text) const { return encode(text); }
   /// Ids outside the vocabulary throw tsm::Error naming the id.
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
   virtual int64_t vocab_size() const = 0;
@@ -54,9 +60,16 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
   bool add_prefix_space_ = false;
 };
 
-/// Parses tokenizer.json text and builds its tokenizer. Throws tsm::FormatError for malformed JSON
-/// and tsm::Error for tokenizer kinds not implemented yet (e.g. SentencePiece-style Llama
-/// tokenizers; such models run from token ids).
+/// Parses tokenizer.json text and builds its tokenizer: model BPE with a ByteLevel pre-tokenizer ->
+/// ByteLevelBpeTokenizer, any other BPE -> SentencePieceBpeTokenizer. Throws tsm::FormatError for
+/// malformed JSON and for tokenizer kinds or features not implemented (e.g. Unigram or WordPiece
+/// models; such models run from token ids).
 std::unique_ptr<Tokenizer> load_tokenizer(std::string_view tokenizer_json);
+
+/// The text that `ids` add after `prefix`: decode(prefix + ids) less decode(prefix) when the latter is
+/// a prefix of the former, else decode(ids). For generated continuations: a decoder that strips a
+/// leading space (SentencePiece's Strip) or joins bytes across tokens gives the continuation's own
+/// text only in context.
+std::string decode_continuation(const Tokenizer& tok, std::span<const int32_t> prefix, std::span<const int32_t> ids);
 
 }  // namespace tsm

@@ -59,9 +59,9 @@ TEST(Tokenizer, BadInputs) {
                FormatError);
   EXPECT_THROW(load_tokenizer(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [7]}, "pre_tokenizer": {"type": "ByteLevel"}})"),
                FormatError);
-  // A SentencePiece-style tokenizer is refused with a message that says what to do.
+  // A tokenizer kind not implemented (a Unigram model) is refused with a message that says what to do.
   try {
-    load_tokenizer(R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Metaspace"}})");
+    load_tokenizer(R"({"model": {"type": "Unigram", "vocab": []}, "pre_tokenizer": {"type": "Metaspace"}})");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--ids"), std::string::npos);
