@@ -1,9 +1,8 @@
 // POST /v1/devices/{id}/reports (protobuf DeviceReport or its proto3 JSON form; a device token may
 // post only for the device ids its config lists), GET /v1/reports (filters: model, tag, device,
 // since, until, limit), GET /v1/reports/summary.
-#include <google/protobuf/util/json_util.h>
-
 #include "api/api_util.h"
+#include "api/device_report.h"
 #include "api/report_summary.h"
 #include "api/routes.h"
 #include "app.h"
@@ -40,29 +39,9 @@ void post_device_report(App& app, RequestPtr req, Respond respond) {
                         (listed.empty() ? "none" : listed) + "); add the id to the token's \"devices\" in the server config",
                     {{"device", device}});
   }
-  tensorslm::v1::DeviceReport rep;
-  std::string ct = req->header(http::field::content_type);
-  ct = ct.substr(0, ct.find(';'));
-  if (ct == "application/x-protobuf" || ct == "application/protobuf" || ct == "application/octet-stream") {
-    if (!rep.ParseFromString(req->body))
-      throw HttpError(http::status::bad_request, "body is not a serialized tensorslm.v1.DeviceReport");
-  } else {
-    google::protobuf::util::JsonParseOptions o;
-    auto st = google::protobuf::util::JsonStringToMessage(req->body, &rep, o);
-    if (!st.ok())
-      throw HttpError(http::status::bad_request, "body is not a DeviceReport in JSON form: " + std::string(st.message()));
-  }
-  if (rep.device().device_id().empty()) rep.mutable_device()->set_device_id(device);
-  if (rep.device().device_id() != device)
-    throw HttpError(http::status::unprocessable_entity,
-                    "device.device_id '" + rep.device().device_id() + "' differs from the URL's '" + device + "'",
-                    {{"field", "device.device_id"}});
-  if (rep.model().empty()) throw HttpError(http::status::unprocessable_entity, "model: required", {{"field", "model"}});
-  if (rep.created_unix() == 0) rep.set_created_unix(static_cast<uint64_t>(std::time(nullptr)));
-  std::string js;
-  google::protobuf::util::JsonPrintOptions po;
-  po.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(rep, &js, po);
+  const tensorslm::v1::DeviceReport rep = parse_device_report(req->body, req->header(http::field::content_type), device,
+                                                              static_cast<uint64_t>(std::time(nullptr)));
+  const std::string js = device_report_json(rep);
   ReportRecord r{0, device, rep.model(), rep.tag(), rep.artifact_sha256(), static_cast<int64_t>(rep.created_unix()), js};
   app.store->insert_report(r);
   respond(json_response(http::status::created, {{"id", r.id}, {"device", device}, {"model", r.model}, {"tag", r.tag}}));
