@@ -16,6 +16,8 @@ void get_healthz(App& app, RequestPtr req, Respond respond) {
 
 void get_readyz(App& app, RequestPtr req, Respond respond) {
   if (!app.ready) return respond(problem(http::status::service_unavailable, "starting or shutting down"));
+  if (!app.store->reachable())
+    return respond(problem(http::status::service_unavailable, "the metadata store " + app.store->describe() + " is unreachable"));
   respond(json_response(http::status::ok, {{"status", "ready"}, {"queue_depth", app.jobs->queue_depth()},
                                            {"schema_version", app.store->schema_version()}}));
 }

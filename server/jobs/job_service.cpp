@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -17,6 +19,7 @@
 #include "jobs/job_runner.h"
 #include "jobs/resolve_job.h"
 #include "spec/job_spec.h"
+#include "store/storage_full.h"
 
 namespace tsm::server {
 
@@ -76,72 +79,90 @@ class PhaseClock {
 }  // namespace
 
 JobService::JobService(MetadataStore& store, BlobStore& blobs, std::string models_dir, int workers, int codec_threads,
-                       size_t queue_capacity)
+                       size_t queue_capacity, QueueOptions queue)
     : store_(store), blobs_(blobs), models_dir_(std::move(models_dir)), workers_(workers),
       codec_threads_(codec_threads > 0 ? codec_threads
-                                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / workers)),
-      queue_(queue_capacity) {}
+                                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                                                         std::max(1, workers))),
+      queue_capacity_(queue_capacity), opt_(std::move(queue)) {
+  if (opt_.worker_id.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    opt_.worker_id = std::string(host) + "-" + std::to_string(::getpid());
+  }
+}
 
 JobService::~JobService() { stop(); }
 
 void JobService::start() {
-  int n = store_.requeue_running();
-  if (n > 0) spdlog::warn("{} job(s) were running when the server stopped; queued again", n);
-  for (auto& j : store_.queued_jobs()) {
-    {
-      std::lock_guard lk(mu_);
-      live_[j.id] = std::make_shared<Live>();
-    }
-    queue_.push(j.id, j.priority, j.seq, /*force=*/true);
+  if (!store_.shared()) {
+    int n = store_.requeue_running();
+    if (n > 0) spdlog::warn("{} job(s) were running when the server stopped; queued again", n);
   }
-  for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { worker_loop(); });
-  spdlog::info("job workers: {} (codec threads per job: {}), {} job(s) queued", workers_, codec_threads_, queue_.size());
+  store_.on_event([this](StoreEvent e, const std::string& id) { on_store_event(e, id); });
+  for (int i = 0; i < workers_; ++i) threads_.emplace_back([this, i] { worker_loop(i); });
+  housekeeper_ = std::thread([this] { housekeeping_loop(); });
+  spdlog::info("job workers: {} as {} (codec threads per job: {}, lease {} s, {} attempts), {} job(s) queued", workers_,
+               opt_.worker_id, codec_threads_, opt_.lease_s, opt_.max_attempts, queue_depth());
 }
 
 void JobService::stop() {
   if (stopping_.exchange(true)) return;
-  queue_.close();
   {
     std::lock_guard lk(mu_);
-    for (auto& [id, l] : live_)
-      if (l->running) l->cancel = true;  // checkpoint: run_one puts them back to 'queued'
+    for (auto& [id, l] : live_) l->cancel = true;  // checkpoint: run_one puts them back to 'queued'
   }
+  wake_workers();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  if (housekeeper_.joinable()) housekeeper_.join();
+  store_.on_event(nullptr);
+}
+
+void JobService::wake_workers() {
+  {
+    std::lock_guard lk(wake_mu_);
+    ++wake_seq_;
+  }
+  wake_cv_.notify_all();
+}
+
+size_t JobService::queue_depth() const {
+  try {
+    last_depth_ = store_.queued_count();
+  } catch (const std::exception&) {
+  }
+  return static_cast<size_t>(last_depth_.load());
 }
 
 bool JobService::submit(JobRecord& j) {
-  std::lock_guard lk(mu_);
-  if (stopping_ || queue_.size() >= queue_.capacity()) return false;
+  if (stopping_ || store_.queued_count() >= static_cast<int64_t>(queue_capacity_)) return false;
   j.state = v1::QUEUED;
   store_.insert_job(j);
-  live_[j.id] = std::make_shared<Live>();
-  queue_.push(j.id, j.priority, j.seq, /*force=*/true);
+  wake_workers();
   return true;
 }
 
 JobService::CancelResult JobService::cancel(const std::string& id) {
-  std::shared_ptr<Live> live;
-  {
+  auto mark_local = [this, &id] {
     std::lock_guard lk(mu_);
     auto it = live_.find(id);
-    if (it != live_.end()) live = it->second;
-    if (live && !live->running && queue_.remove(id)) {
-      auto j = store_.get_job(id);
-      if (j) {
-        j->state = v1::CANCELED;
-        j->finished_unix = now_unix();
-        j->error = "canceled while queued";
-        store_.update_job(*j);
-      }
-      auto waiters = std::move(live->waiters);
-      live_.erase(id);
-      for (auto& w : waiters) w();
-      return CancelResult::Canceled;
-    }
+    if (it == live_.end()) return false;
+    it->second->cancel = true;
+    return true;
+  };
+  if (mark_local()) {
+    store_.request_cancel(id);  // GET shows it; a takeover after a crash cancels at once
+    return CancelResult::Requested;
   }
-  if (live) {
-    live->cancel = true;
+  if (store_.cancel_queued(id, "canceled while queued", now_unix())) {
+    fire_waiters(id);
+    return CancelResult::Canceled;
+  }
+  // Running on another worker (of this process since the check above, or of another one): the
+  // store tells it (its heartbeat sees the flag; a shared store's Cancel event at once).
+  if (store_.request_cancel(id)) {
+    mark_local();
     return CancelResult::Requested;
   }
   return store_.get_job(id) ? CancelResult::AlreadyFinished : CancelResult::NotFound;
@@ -150,7 +171,7 @@ JobService::CancelResult JobService::cancel(const std::string& id) {
 double JobService::progress(const std::string& id, double stored) const {
   std::lock_guard lk(mu_);
   auto it = live_.find(id);
-  return (it != live_.end() && it->second->running) ? it->second->progress.load() : stored;
+  return it != live_.end() ? it->second->progress.load() : stored;
 }
 
 std::string JobService::phase(const std::string& id) const {
@@ -158,7 +179,7 @@ std::string JobService::phase(const std::string& id) const {
   {
     std::lock_guard lk(mu_);
     auto it = live_.find(id);
-    if (it == live_.end() || !it->second->running) return "";
+    if (it == live_.end()) return "";
     live = it->second;
   }
   std::lock_guard lk(live->phase_mu);
@@ -168,58 +189,191 @@ std::string JobService::phase(const std::string& id) const {
 void JobService::when_done(const std::string& id, std::function<void()> cb) {
   {
     std::lock_guard lk(mu_);
-    auto it = live_.find(id);
-    if (it != live_.end()) {
-      it->second->waiters.push_back(std::move(cb));
-      return;
-    }
+    waiters_[id].push_back(std::move(cb));
   }
-  cb();
-}
-
-void JobService::worker_loop() {
-  while (auto id = queue_.pop()) {
-    std::shared_ptr<Live> live;
-    {
-      std::lock_guard lk(mu_);
-      auto it = live_.find(*id);
-      if (it == live_.end()) continue;
-      live = it->second;
-      live->running = true;
-    }
-    ++running_;
-    try {
-      run_one(*id, live);
-    } catch (const std::exception& e) {
-      spdlog::error("job {}: store failure: {}", *id, e.what());
-    }
-    --running_;
-    finish(*id);
+  // Registered first, checked second: an end between the two still fires it (here or by its event).
+  try {
+    auto j = store_.get_job(id);
+    if (!j || is_terminal(j->state)) fire_waiters(id);
+  } catch (const std::exception&) {
+    // the store is unreachable: the periodic check fires it once the job has ended
   }
 }
 
-void JobService::finish(const std::string& id) {
-  std::vector<std::function<void()>> waiters;
+void JobService::fire_waiters(const std::string& id) {
+  std::vector<std::function<void()>> cbs;
   {
     std::lock_guard lk(mu_);
-    auto it = live_.find(id);
-    if (it == live_.end()) return;
-    waiters = std::move(it->second->waiters);
-    live_.erase(it);
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) return;
+    cbs = std::move(it->second);
+    waiters_.erase(it);
   }
-  for (auto& w : waiters) w();
+  for (auto& cb : cbs) cb();
 }
 
-void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& live) {
-  auto row = store_.get_job(id);
-  if (!row || row->state != v1::QUEUED) return;
-  JobRecord j = *row;
+void JobService::check_waiters() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& [id, cbs] : waiters_) ids.push_back(id);
+  }
+  for (const auto& id : ids) {
+    try {
+      auto j = store_.get_job(id);
+      if (!j || is_terminal(j->state)) fire_waiters(id);
+    } catch (const std::exception&) {
+      return;  // the store is unreachable: next round
+    }
+  }
+}
+
+void JobService::on_store_event(StoreEvent e, const std::string& id) {
+  switch (e) {
+    case StoreEvent::Submitted:
+      if (workers_ > 0) wake_workers();
+      break;
+    case StoreEvent::Done:
+      fire_waiters(id);
+      break;
+    case StoreEvent::Cancel: {
+      std::lock_guard lk(mu_);
+      if (auto it = live_.find(id); it != live_.end()) it->second->cancel = true;
+      break;
+    }
+    case StoreEvent::Resync:
+      wake_workers();  // and the heartbeat thread, which checks every waiter against the store
+      break;
+  }
+}
+
+void JobService::housekeeping_loop() {
+  const auto tick = std::chrono::duration<double>(std::min(opt_.poll_s, opt_.lease_s / 3));
+  uint64_t seen = 0;
+  while (!stopping_) {
+    {
+      std::unique_lock lk(wake_mu_);
+      wake_cv_.wait_for(lk, tick, [&] { return stopping_ || wake_seq_ != seen; });
+      seen = wake_seq_;
+    }
+    if (stopping_) break;
+    std::vector<std::pair<std::string, std::shared_ptr<Live>>> running;
+    {
+      std::lock_guard lk(mu_);
+      running.assign(live_.begin(), live_.end());
+    }
+    for (const auto& [id, live] : running) {
+      try {
+        switch (store_.heartbeat(id, live->worker, live->attempt, opt_.lease_s, live->progress.load())) {
+          case LeaseState::Held:
+            break;
+          case LeaseState::CancelRequested:
+            live->cancel = true;
+            break;
+          case LeaseState::Lost:
+            if (!live->lost.exchange(true)) {
+              ++counters_.leases_lost;
+              spdlog::warn("job {}: lease lost (it expired and another worker took the job over); stopping here", id);
+            }
+            live->cancel = true;
+            break;
+        }
+      } catch (const std::exception& e) {
+        spdlog::warn("job {}: heartbeat failed: {}", id, e.what());
+      }
+    }
+    check_waiters();
+  }
+}
+
+void JobService::worker_loop(int index) {
+  const std::string me = opt_.worker_id + "/" + std::to_string(index);
+  bool store_down = false;
+  while (!stopping_) {
+    uint64_t seen;
+    {
+      std::lock_guard lk(wake_mu_);
+      seen = wake_seq_;
+    }
+    std::optional<JobRecord> j;
+    try {
+      ClaimOutcome o;
+      j = store_.claim_job(me, opt_.lease_s, opt_.max_attempts, o);
+      if (store_down) spdlog::info("worker {}: the store is back", me);
+      store_down = false;
+      counters_.lease_expiries += o.exhausted.size() + (o.takeover ? 1 : 0);
+      counters_.attempt_limit_failures += o.exhausted.size();
+      for (const auto& id : o.exhausted) {
+        spdlog::warn("job {}: failed: its lease expired on the last of {} attempts", id, opt_.max_attempts);
+        fire_waiters(id);
+      }
+      if (j) {
+        ++counters_.claims;
+        if (o.takeover) {
+          ++counters_.takeovers;
+          spdlog::warn("job {}: its lease expired; taken over by {} (attempt {})", j->id, me, j->attempts);
+        }
+      }
+    } catch (const std::exception& e) {
+      if (!store_down) spdlog::error("worker {}: cannot claim a job: {}", me, e.what());
+      store_down = true;
+    }
+    if (!j) {
+      std::unique_lock lk(wake_mu_);
+      wake_cv_.wait_for(lk, std::chrono::duration<double>(opt_.poll_s), [&] { return stopping_ || wake_seq_ != seen; });
+      continue;
+    }
+    auto live = std::make_shared<Live>();
+    live->worker = me;
+    live->attempt = j->attempts;
+    if (j->cancel_requested) live->cancel = true;
+    {
+      std::lock_guard lk(mu_);
+      live_[j->id] = live;
+      if (stopping_) live->cancel = true;
+    }
+    const std::string id = j->id;
+    ++running_;
+    try {
+      run_one(std::move(*j), live);
+    } catch (const std::exception& e) {
+      spdlog::error("job {}: store failure: {}", id, e.what());
+    }
+    --running_;
+    {
+      std::lock_guard lk(mu_);
+      live_.erase(id);
+    }
+    fire_waiters(id);
+  }
+}
+
+bool JobService::finish(const JobRecord& j, const ArtifactRecord* a, ModelVersion* v) {
+  const auto give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.lease_s));
+  for (;;) {
+    try {
+      if (store_.finish_job(j, a, v)) return true;
+      ++counters_.leases_lost;
+      spdlog::warn("job {}: lease lost before its end was written (another worker has the job); result discarded", j.id);
+      return false;
+    } catch (const StorageFull&) {
+      throw;
+    } catch (const std::exception& e) {
+      if (Clock::now() > give_up || stopping_) {
+        spdlog::error("job {}: cannot write its end: {}; its lease will expire and another worker rerun it", j.id, e.what());
+        return false;
+      }
+      spdlog::warn("job {}: cannot write its end yet: {}; retrying", j.id, e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+}
+
+void JobService::run_one(JobRecord j, const std::shared_ptr<Live>& live) {
+  const std::string id = j.id;  // claimed: running, locked_by and attempts set by the store
   const auto t_start = Clock::now();
-  j.state = v1::RUNNING;
-  j.started_unix = now_unix();
-  j.attempts += 1;
-  j.progress = 0;
-  store_.update_job(j);
+  std::optional<ArtifactRecord> artifact;
+  std::optional<ModelVersion> version;
   spdlog::info("job {}: running ({} attempt {})", id, j.method, j.attempts);
 
   json timings = {{"queued_s", static_cast<double>(j.started_unix - j.created_unix)}};
@@ -301,9 +455,10 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
     std::string bytes = serialize_artifact(art);
     const std::string content_sha = verify_artifact_for_store(bytes);
     std::string sha = blobs_.put(bytes);
-    // The row keeps the first creation time of these bytes (an identical later job finds it there).
-    store_.insert_artifact({sha, bytes.size(), id, art.method(), now_unix()});
+    // The row keeps the first creation time of these bytes (an identical later job finds it there);
+    // it is written with the job's end, in one transaction.
     const auto stored = store_.get_artifact(sha);
+    artifact = ArtifactRecord{sha, bytes.size(), id, art.method(), now_unix()};
     t_store = Clock::now();
     json plan_json = result.contains("plan") ? std::move(result["plan"]) : json();
     result = artifact_result_json(art, &build_times);
@@ -324,19 +479,17 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
       j.state = v1::SUCCEEDED;
       if (spec.has_publish() && !spec.publish().model().empty()) {
         ModelVersion v{spec.publish().model(), spec.publish().tag(), sha, id, bytes.size(), 0, now_unix()};
-        store_.insert_model_version(v);
+        version = v;
         result["published"] = {{"model", v.model}, {"tag", v.tag}, {"url", "/v1/models/" + v.model + "/latest"}};
       }
     }
     j.progress = 1;
     j.result_json = dump_json(result);
   } catch (const Canceled&) {
+    if (live->lost) return;  // another worker runs it now
     if (stopping_) {
-      j.state = v1::QUEUED;  // checkpoint: picked up again after restart
-      j.progress = 0;
-      j.started_unix = 0;
-      store_.update_job(j);
-      spdlog::info("job {}: interrupted by shutdown, queued again", id);
+      // checkpoint: picked up again after restart (or by another worker)
+      if (store_.release_job(id, j.locked_by, j.attempts)) spdlog::info("job {}: interrupted by shutdown, queued again", id);
       return;
     }
     j.state = v1::CANCELED;
@@ -361,7 +514,9 @@ void JobService::run_one(const std::string& id, const std::shared_ptr<Live>& liv
   timings["run_s"] = secs(t_start, t_end);
   j.timings_json = dump_json(timings);
   j.finished_unix = now_unix();
-  store_.update_job(j);
+  if (live->lost) return;
+  if (j.state != v1::SUCCEEDED) version.reset();
+  if (!finish(j, artifact ? &*artifact : nullptr, version ? &*version : nullptr)) return;
   spdlog::info("job {}: {}{}{} ({:.2f} s)", id, state_name(j.state), j.error.empty() ? "" : ": ", j.error, secs(t_start, t_end));
 }
 

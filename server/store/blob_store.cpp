@@ -126,10 +126,10 @@ std::string BlobSink::finish(bool durable) {
   return sha_.hex_digest();
 }
 
-BlobStore::BlobStore(std::string root) : root_(std::move(root)) {
+BlobStore::BlobStore(std::string root, const std::string& tmp_name) : root_(std::move(root)), tmp_(root_ + "/" + tmp_name) {
   fs::create_directories(root_ + "/blobs");
-  fs::create_directories(root_ + "/tmp");
-  for (auto& e : fs::directory_iterator(root_ + "/tmp")) fs::remove_all(e.path());
+  fs::create_directories(tmp_);
+  for (auto& e : fs::directory_iterator(tmp_)) fs::remove_all(e.path());
   // Older servers wrote put() blobs through "<sha>.tmp-*" beside the final name: a kill -9 in
   // between left that file, which no name refers to. Remove such files; count only real blobs.
   uint64_t total = 0;

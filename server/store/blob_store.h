@@ -56,12 +56,14 @@ class BlobSink {
 
 class BlobStore {
  public:
-  /// Creates <root>/blobs and <root>/tmp, empties <root>/tmp, sums the stored bytes.
-  explicit BlobStore(std::string root);
+  /// Creates <root>/blobs and <root>/<tmp_name>, empties the latter, sums the stored bytes. Processes
+  /// that share one root (several hosts on NFS, say) each give their own tmp_name (tmp/<instance>),
+  /// so that a start-up never removes another process's temp files.
+  explicit BlobStore(std::string root, const std::string& tmp_name = "tmp");
 
   std::string path(std::string_view sha256) const;
   bool exists(std::string_view sha256) const;
-  std::string tmp_dir() const { return root_ + "/tmp"; }
+  std::string tmp_dir() const { return tmp_; }
   /// Moves a finished temp file (content hash `sha256`) into place; when the blob exists already the
   /// temp file is removed instead. Returns the blob path.
   std::string adopt(const std::string& temp_path, const std::string& sha256);
@@ -76,7 +78,7 @@ class BlobStore {
   std::mutex& refs_mutex() { return refs_mu_; }
 
  private:
-  std::string root_;
+  std::string root_, tmp_;
   std::mutex refs_mu_;
   std::atomic<uint64_t> bytes_stored_{0};
 };

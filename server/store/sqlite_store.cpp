@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <unordered_map>
 
 #include "common/error.h"
@@ -64,6 +65,13 @@ CREATE INDEX reports_model_device ON reports(model, device, created_unix);
      "ALTER TABLE jobs DROP COLUMN spec_json;"},
     // 4: the resolved job beside the spec; format-1 specs (params and gate as JSON strings) typed
     {"ALTER TABLE jobs ADD COLUMN resolved_pb BLOB NOT NULL DEFAULT x'';", convert_format1_specs, nullptr},
+    // 5: the lease of a claimed job (the queue shared with PostgresStore) and cancel requests
+    {R"sql(
+ALTER TABLE jobs ADD COLUMN locked_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX jobs_claim ON jobs(state, priority DESC, seq);
+)sql"},
 };
 
 }  // namespace
@@ -133,7 +141,7 @@ class Stmt {
 
 const char* kJobCols =
     "seq,id,upload,method,spec_pb,priority,state,progress,error,result_json,timings_json,attempts,"
-    "created_unix,started_unix,finished_unix,resolved_pb";
+    "created_unix,started_unix,finished_unix,resolved_pb,locked_by,lease_until,cancel_requested";
 
 JobRecord read_job(const Stmt& s) {
   JobRecord j;
@@ -145,6 +153,7 @@ JobRecord read_job(const Stmt& s) {
   j.resolved_pb = s.blob(15);
   j.result_json = s.text(9); j.timings_json = s.text(10); j.attempts = static_cast<int>(s.i64(11));
   j.created_unix = s.i64(12); j.started_unix = s.i64(13); j.finished_unix = s.i64(14);
+  j.locked_by = s.text(16); j.lease_until = s.f64(17); j.cancel_requested = s.i64(18) != 0;
   return j;
 }
 
@@ -372,7 +381,7 @@ int SqliteStore::requeue_running() {
       d.bind(1, running).step();
     }
     {
-      Stmt s(db_, *cache_, "UPDATE jobs SET state=?1, progress=0 WHERE state=?2");
+      Stmt s(db_, *cache_, "UPDATE jobs SET state=?1, progress=0, locked_by='', lease_until=0 WHERE state=?2");
       s.bind(1, state_name(tensorslm::v1::QUEUED)).bind(2, running).step();
       n = sqlite3_changes(db_);
     }
@@ -382,6 +391,149 @@ int SqliteStore::requeue_running() {
     throw;
   }
   return n;
+}
+
+namespace {
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+/// A transaction on the store's connection (BEGIN IMMEDIATE: the write lock at once); rolled back
+/// unless commit() ran.
+class SqliteStore::Tx {
+ public:
+  explicit Tx(SqliteStore& s) : s_(s) { s_.exec("BEGIN IMMEDIATE;"); }
+  ~Tx() {
+    if (!done_) sqlite3_exec(s_.db_, "ROLLBACK;", nullptr, nullptr, nullptr);
+  }
+  void commit() {
+    s_.exec("COMMIT;");
+    done_ = true;
+  }
+
+ private:
+  SqliteStore& s_;
+  bool done_ = false;
+};
+
+std::optional<JobRecord> SqliteStore::claim_job(const std::string& worker, double lease_s, int max_attempts,
+                                                ClaimOutcome& out) {
+  std::lock_guard lk(mu_);
+  const double now = unix_now();
+  const std::string running = state_name(tensorslm::v1::RUNNING);
+  Tx tx(*this);
+  {
+    Stmt s(db_, *cache_, "SELECT id, attempts FROM jobs WHERE state=?1 AND lease_until < ?2 AND attempts >= ?3");
+    s.bind(1, running).bind(2, now).bind(3, int64_t{max_attempts});
+    while (s.step()) out.exhausted.push_back(s.text(0));
+  }
+  for (const auto& id : out.exhausted) {
+    Stmt u(db_, *cache_,
+           "UPDATE jobs SET state=?2, error=?3, finished_unix=?4, locked_by='', lease_until=0 WHERE id=?1");
+    u.bind(1, id).bind(2, state_name(tensorslm::v1::FAILED))
+        .bind(3, "the lease of every attempt expired (its worker died or lost the database); attempt limit " +
+                     std::to_string(max_attempts) + " reached")
+        .bind(4, static_cast<int64_t>(now)).step();
+  }
+  std::optional<JobRecord> j;
+  {
+    Stmt s(db_, *cache_,
+           (std::string("SELECT ") + kJobCols +
+            " FROM jobs WHERE state=?1 OR (state=?2 AND lease_until < ?3) ORDER BY priority DESC, seq LIMIT 1").c_str());
+    s.bind(1, state_name(tensorslm::v1::QUEUED)).bind(2, running).bind(3, now);
+    if (s.step()) j = read_job(s);
+  }
+  if (!j) {
+    tx.commit();
+    return std::nullopt;
+  }
+  out.takeover = j->state == tensorslm::v1::RUNNING;
+  j->state = tensorslm::v1::RUNNING;
+  j->attempts += 1;
+  j->locked_by = worker;
+  j->lease_until = now + lease_s;
+  j->progress = 0;
+  j->started_unix = static_cast<int64_t>(now);
+  {
+    Stmt u(db_, *cache_,
+           "UPDATE jobs SET state=?2, attempts=?3, locked_by=?4, lease_until=?5, progress=0, started_unix=?6 WHERE id=?1");
+    u.bind(1, j->id).bind(2, running).bind(3, int64_t{j->attempts}).bind(4, worker).bind(5, j->lease_until)
+        .bind(6, j->started_unix).step();
+  }
+  tx.commit();
+  return j;
+}
+
+LeaseState SqliteStore::heartbeat(const std::string& id, const std::string& worker, int attempt, double lease_s,
+                                  double progress) {
+  std::lock_guard lk(mu_);
+  Stmt u(db_, *cache_,
+         "UPDATE jobs SET lease_until=?4, progress=?5 WHERE id=?1 AND state=?6 AND locked_by=?2 AND attempts=?3"
+         " RETURNING cancel_requested");
+  u.bind(1, id).bind(2, worker).bind(3, int64_t{attempt}).bind(4, unix_now() + lease_s).bind(5, progress)
+      .bind(6, state_name(tensorslm::v1::RUNNING));
+  if (!u.step()) return LeaseState::Lost;
+  return u.i64(0) ? LeaseState::CancelRequested : LeaseState::Held;
+}
+
+bool SqliteStore::finish_job(const JobRecord& j, const ArtifactRecord* a, ModelVersion* v) {
+  std::lock_guard lk(mu_);
+  Tx tx(*this);
+  {
+    Stmt u(db_, *cache_,
+           "UPDATE jobs SET state=?4, progress=?5, error=?6, result_json=?7, timings_json=?8, finished_unix=?9,"
+           " locked_by='', lease_until=0 WHERE id=?1 AND state=?10 AND locked_by=?2 AND attempts=?3");
+    u.bind(1, j.id).bind(2, j.locked_by).bind(3, int64_t{j.attempts}).bind(4, state_name(j.state)).bind(5, j.progress)
+        .bind(6, j.error).bind(7, j.result_json).bind(8, j.timings_json).bind(9, j.finished_unix)
+        .bind(10, state_name(tensorslm::v1::RUNNING)).step();
+  }
+  if (sqlite3_changes(db_) == 0) return false;  // rolled back: the lease is someone else's
+  if (a) {
+    Stmt s(db_, *cache_, "INSERT OR IGNORE INTO artifacts(sha256,size_bytes,job_id,method,created_unix) VALUES(?,?,?,?,?)");
+    s.bind(1, a->sha256).bind(2, static_cast<int64_t>(a->size_bytes)).bind(3, a->job_id).bind(4, a->method)
+        .bind(5, a->created_unix).step();
+  }
+  if (v) {
+    Stmt s(db_, *cache_, "INSERT INTO model_versions(model,tag,artifact_sha256,job_id,size_bytes,created_unix) VALUES(?,?,?,?,?,?)");
+    s.bind(1, v->model).bind(2, v->tag).bind(3, v->artifact_sha256).bind(4, v->job_id)
+        .bind(5, static_cast<int64_t>(v->size_bytes)).bind(6, v->created_unix).step();
+    v->seq = sqlite3_last_insert_rowid(db_);
+  }
+  tx.commit();
+  return true;
+}
+
+bool SqliteStore::release_job(const std::string& id, const std::string& worker, int attempt) {
+  std::lock_guard lk(mu_);
+  Stmt u(db_, *cache_,
+         "UPDATE jobs SET state=?4, progress=0, started_unix=0, locked_by='', lease_until=0"
+         " WHERE id=?1 AND state=?5 AND locked_by=?2 AND attempts=?3");
+  u.bind(1, id).bind(2, worker).bind(3, int64_t{attempt}).bind(4, state_name(tensorslm::v1::QUEUED))
+      .bind(5, state_name(tensorslm::v1::RUNNING)).step();
+  return sqlite3_changes(db_) > 0;
+}
+
+bool SqliteStore::cancel_queued(const std::string& id, const std::string& error, int64_t finished_unix) {
+  std::lock_guard lk(mu_);
+  Stmt u(db_, *cache_, "UPDATE jobs SET state=?2, error=?3, finished_unix=?4 WHERE id=?1 AND state=?5");
+  u.bind(1, id).bind(2, state_name(tensorslm::v1::CANCELED)).bind(3, error).bind(4, finished_unix)
+      .bind(5, state_name(tensorslm::v1::QUEUED)).step();
+  return sqlite3_changes(db_) > 0;
+}
+
+bool SqliteStore::request_cancel(const std::string& id) {
+  std::lock_guard lk(mu_);
+  Stmt u(db_, *cache_, "UPDATE jobs SET cancel_requested=1 WHERE id=?1 AND state=?2");
+  u.bind(1, id).bind(2, state_name(tensorslm::v1::RUNNING)).step();
+  return sqlite3_changes(db_) > 0;
+}
+
+int64_t SqliteStore::queued_count() {
+  std::lock_guard lk(mu_);
+  Stmt s(db_, *cache_, "SELECT COUNT(*) FROM jobs WHERE state=?1");
+  s.bind(1, state_name(tensorslm::v1::QUEUED));
+  return s.step() ? s.i64(0) : 0;
 }
 
 std::vector<JobRecord> SqliteStore::queued_jobs() {

@@ -1,6 +1,7 @@
 // MetadataStore on one SQLite database file (WAL journal, synchronous=NORMAL, foreign keys on).
 // Invariant: the schema version in `schema_migrations` equals the number of applied migrations;
 // opening a database runs the missing migrations in order, each in its own transaction.
+// The queue's leases use this host's clock (one process: one clock).
 // One connection guarded by a mutex: statements are short point reads/writes, prepared once and
 // cached by SQL text.
 #pragma once
@@ -45,10 +46,22 @@ class SqliteStore : public MetadataStore {
 
   int schema_version() override;
 
+  std::optional<JobRecord> claim_job(const std::string& worker, double lease_s, int max_attempts,
+                                     ClaimOutcome& out) override;
+  LeaseState heartbeat(const std::string& id, const std::string& worker, int attempt, double lease_s,
+                       double progress) override;
+  bool finish_job(const JobRecord& j, const ArtifactRecord* artifact, ModelVersion* version) override;
+  bool release_job(const std::string& id, const std::string& worker, int attempt) override;
+  bool cancel_queued(const std::string& id, const std::string& error, int64_t finished_unix) override;
+  bool request_cancel(const std::string& id) override;
+  int64_t queued_count() override;
+  std::string describe() const override { return "sqlite:" + path_; }
+
   /// The migrations in order (exposed for tests).
   static int latest_schema_version();
 
   struct StmtCache;
+  class Tx;
 
  private:
   void exec(const char* sql);

@@ -1,9 +1,16 @@
 // The metadata store: uploads, jobs (the durable queue), artifacts, model versions, device reports.
 // Invariant: every write is one transaction; a job's state only moves queued -> running ->
-// succeeded | failed | canceled (or running -> queued at start-up / shutdown). Narrow on purpose:
-// plain records in, plain records out, so a PostgreSQL implementation can follow (SqliteStore today).
+// succeeded | failed | canceled (or running -> queued at start-up / shutdown, or when a lease
+// expires). Narrow on purpose: plain records in, plain records out. Two implementations share the
+// job runner: SqliteStore (one process) and PostgresStore (many API and worker processes).
+// The queue: a worker claims a job (state running, locked_by = the worker, lease_until = now +
+// lease), extends the lease by heartbeats, and ends it with finish_job, which writes the result,
+// the artifact row and the model-version publish in one transaction, and only while the worker
+// still holds the lease (same locked_by and attempt). A running job whose lease expired is taken
+// over by the next claim (attempts + 1), or failed once it has used max_attempts.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,6 +44,9 @@ struct JobRecord {
   std::string result_json;   ///< for succeeded (and gate-failed) jobs: {artifact, metrics, tensors...}
   std::string timings_json;  ///< {queued_s, load_s, compress_s, store_s, total_s}
   int attempts = 0;          ///< how many times a worker started it
+  std::string locked_by;     ///< the worker holding the lease while running ("" otherwise)
+  double lease_until = 0;    ///< unix seconds (the database's clock) the lease runs to; 0 when not running
+  bool cancel_requested = false;  ///< DELETE reached a running job; its worker stops it
   int64_t created_unix = 0, started_unix = 0, finished_unix = 0;
 };
 
@@ -72,6 +82,23 @@ struct ReportFilter {
   std::string device, model, tag;
   int64_t since_unix = 0, until_unix = 0;  ///< 0 = unbounded
   int limit = 100;
+};
+
+/// What one claim found besides the job it returned.
+struct ClaimOutcome {
+  bool takeover = false;                 ///< the returned job's previous lease had expired
+  std::vector<std::string> exhausted;    ///< expired jobs that had used max_attempts: now failed
+};
+
+/// The answer to a heartbeat.
+enum class LeaseState { Held, CancelRequested, Lost };
+
+/// Events a shared store delivers from other processes (PostgreSQL LISTEN/NOTIFY).
+enum class StoreEvent {
+  Submitted,  ///< a job was queued (wake idle workers)
+  Done,       ///< job `id` ended (wake ?wait long polls)
+  Cancel,     ///< DELETE of running job `id` (stop it if it runs here)
+  Resync,     ///< the event connection was re-established: events may have been missed
 };
 
 class MetadataStore {
@@ -110,6 +137,38 @@ class MetadataStore {
   virtual std::vector<ReportRecord> list_reports(const ReportFilter& f) = 0;
 
   virtual int schema_version() = 0;
+
+  // --- the queue (see the header comment) ---
+  /// Claims the runnable job first in order (priority desc, then seq): a queued one, or a running
+  /// one whose lease expired (attempts kept and incremented). Before that, expired jobs with
+  /// attempts >= max_attempts become failed (listed in `out.exhausted`). Sets state running,
+  /// locked_by, lease_until = now + lease_s, attempts + 1, progress 0, started_unix.
+  virtual std::optional<JobRecord> claim_job(const std::string& worker, double lease_s, int max_attempts,
+                                             ClaimOutcome& out) = 0;
+  /// Extends the lease of job `id` held by (`worker`, `attempt`) and records its progress.
+  virtual LeaseState heartbeat(const std::string& id, const std::string& worker, int attempt, double lease_s,
+                               double progress) = 0;
+  /// The job's end, in one transaction: the artifact row (idempotent) when given, the model version
+  /// when given (sets v->seq), then state, progress, error, result, timings, finished_unix of `j`;
+  /// only while (j.locked_by, j.attempts) still holds the lease of a running job. False (nothing
+  /// written) when the lease was lost.
+  virtual bool finish_job(const JobRecord& j, const ArtifactRecord* artifact, ModelVersion* version) = 0;
+  /// Shutdown checkpoint: the lease holder's running job goes back to queued. False when not held.
+  virtual bool release_job(const std::string& id, const std::string& worker, int attempt) = 0;
+  /// queued -> canceled with `error`; false when the job was not queued.
+  virtual bool cancel_queued(const std::string& id, const std::string& error, int64_t finished_unix) = 0;
+  /// Marks running job `id` cancel_requested (its worker is told); false when it is not running.
+  virtual bool request_cancel(const std::string& id) = 0;
+  virtual int64_t queued_count() = 0;
+
+  /// True when other processes share this store (no start-up requeue: leases recover jobs).
+  virtual bool shared() const { return false; }
+  /// Events from other processes; a store without them never calls `handler`.
+  virtual void on_event(std::function<void(StoreEvent, const std::string& id)> handler) { (void)handler; }
+  /// False while the database cannot be reached (readiness).
+  virtual bool reachable() { return true; }
+  /// Where the store is, safe to log (no password).
+  virtual std::string describe() const = 0;
 };
 
 }  // namespace tsm::server

@@ -1,0 +1,97 @@
+// MetadataStore on PostgreSQL (libpq), shared by any number of API and worker processes.
+// Invariant: the schema version in `schema_migrations` equals the number of applied entries of
+// pg_migrations(); the constructor applies the missing ones under an advisory lock (pg_migrations.h).
+// Every write is one transaction (one statement, or BEGIN..COMMIT); the queue's lease times use the
+// database's clock (clock_timestamp()), so hosts' clocks need not agree. Notifications: insert_job
+// sends NOTIFY tsm_submit, the end of a job (finish, cancel while queued, attempt limit) tsm_done,
+// request_cancel tsm_cancel, each with the job id as payload and delivered at commit.
+// Connections: one for statements (guarded by a mutex; re-established at the next call after it
+// broke, so the process recovers by itself when the database returns), one LISTEN connection on
+// its own thread (started by on_event(); re-established every 0.5 s while down, then Resync).
+#pragma once
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "store/store.h"
+
+struct pg_conn;
+
+namespace tsm::server {
+
+class PostgresStore : public MetadataStore {
+ public:
+  /// `conninfo`: a libpq connection string or URI (postgresql://user@host:port/db); the password
+  /// comes from PGPASSWORD / PGPASSFILE (or the string itself; it is never logged). Connects and
+  /// migrates. Throws tsm::Error (without the password) when it cannot.
+  explicit PostgresStore(const std::string& conninfo);
+  ~PostgresStore() override;
+
+  /// `conninfo` as postgresql://user@host:port/dbname, without any password (for logs).
+  static std::string redact(const std::string& conninfo);
+  /// True for a value --store takes as PostgreSQL: postgres:// or postgresql:// URIs, or key=value strings.
+  static bool is_conninfo(const std::string& s);
+  static int latest_schema_version();
+
+  void insert_upload(const UploadRecord& u) override;
+  std::optional<UploadRecord> get_upload(const std::string& id) override;
+  bool delete_upload(const std::string& id) override;
+  int64_t blob_refs(const std::string& sha256) override;
+
+  void insert_job(JobRecord& j) override;
+  std::optional<JobRecord> get_job(const std::string& id) override;
+  std::vector<JobRecord> list_jobs(const JobFilter& f) override;
+  void update_job(const JobRecord& j) override;
+  int requeue_running() override;
+  std::vector<JobRecord> queued_jobs() override;
+  std::map<std::string, int64_t> count_jobs_by_state() override;
+
+  void insert_artifact(const ArtifactRecord& a) override;
+  std::optional<ArtifactRecord> get_artifact(const std::string& sha256) override;
+
+  void insert_model_version(ModelVersion& v) override;
+  std::vector<std::string> list_models() override;
+  std::vector<ModelVersion> model_versions(const std::string& model) override;
+
+  void insert_report(ReportRecord& r) override;
+  std::vector<ReportRecord> list_reports(const ReportFilter& f) override;
+
+  int schema_version() override;
+
+  std::optional<JobRecord> claim_job(const std::string& worker, double lease_s, int max_attempts,
+                                     ClaimOutcome& out) override;
+  LeaseState heartbeat(const std::string& id, const std::string& worker, int attempt, double lease_s,
+                       double progress) override;
+  bool finish_job(const JobRecord& j, const ArtifactRecord* artifact, ModelVersion* version) override;
+  bool release_job(const std::string& id, const std::string& worker, int attempt) override;
+  bool cancel_queued(const std::string& id, const std::string& error, int64_t finished_unix) override;
+  bool request_cancel(const std::string& id) override;
+  int64_t queued_count() override;
+
+  bool shared() const override { return true; }
+  void on_event(std::function<void(StoreEvent, const std::string& id)> handler) override;
+  bool reachable() override;
+  std::string describe() const override { return redacted_; }
+
+  class Result;
+  struct Param;
+  class Tx;
+
+ private:
+  /// Runs one statement on the main connection (mu_ held by the caller); throws tsm::Error.
+  Result query(const std::string& sql, const std::vector<Param>& params = {});
+  pg_conn* conn();  ///< the main connection, re-established when broken; throws when unreachable
+  void listen_loop();
+
+  std::string conninfo_, redacted_;
+  std::mutex mu_;
+  pg_conn* conn_ = nullptr;
+  std::mutex handler_mu_;
+  std::function<void(StoreEvent, const std::string&)> handler_;
+  std::thread listener_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace tsm::server
