@@ -1,6 +1,8 @@
 // The route table (see routes.h): one row per endpoint, aligned so it reads as a table.
 #include "api/routes.h"
 
+#include "api/web_api.h"
+
 namespace tsm::server {
 
 namespace {
@@ -36,12 +38,18 @@ const RouteRow kRoutes[] = {
     {http::verb::get,     "/readyz",                  Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_readyz},
     {http::verb::get,     "/metrics",                 Perm::Metrics,     BodyMode::Buffered, RunOn::Pool,     get_metrics},
     {http::verb::get,     "/v1/openapi.json",         Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_openapi},
+    // The dashboard (api/web_api.h): public static files; its data comes from /v1 with the user's token.
+    {http::verb::get,     "/",                        Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_web_index},
+    {http::verb::get,     "/assets/{file}",           Perm::Public,      BodyMode::Buffered, RunOn::IoThread, get_web_asset},
 };
 
 }  // namespace
 
 void add_routes(App& app) {
   for (const RouteRow& r : kRoutes) {
+    // A worker process serves the operations endpoints only (role worker; README "Scale-out").
+    const std::string_view pat = r.pattern;
+    if (app.config.role == "worker" && pat != "/healthz" && pat != "/readyz" && pat != "/metrics") continue;
     // /metrics needs the metrics (or admin) scope unless the config makes it public (metrics_public).
     const Perm scope = r.scope == Perm::Metrics && app.config.metrics_public ? Perm::Public : r.scope;
     app.router.add(
