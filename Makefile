@@ -6,7 +6,7 @@ BIN    := build/$(PRESET)/bin
 # commit (CI's) reuses this one's objects.
 export CCACHE_BASEDIR := $(CURDIR)
 
-.PHONY: deps configure build test run bench clean pi-test
+.PHONY: deps configure build test run bench clean pi-test fuzz
 deps:
 	@bash scripts/install-deps.sh
 
@@ -17,12 +17,14 @@ build: configure
 	@cmake --build --preset $(PRESET) -j $(JOBS)
 
 test: build
+	@bash scripts/install-deps.sh --test
 	@ctest --preset $(PRESET)
 
 run: build
 	@mkdir -p var
 	@echo "tensorslm-server on http://127.0.0.1:8080 (data in ./var). Try:"
 	@echo "  curl -s http://127.0.0.1:8080/healthz"
+	@echo "  dashboard: http://127.0.0.1:8080/"
 	@$(BIN)/tensorslm-server --listen 127.0.0.1:8080 --data-dir var
 
 bench: build
@@ -32,6 +34,13 @@ bench: build
 # tensorslm-agent and the client tests (build/aarch64), runs the tests under qemu-aarch64.
 pi-test:
 	@bash scripts/pi-test.sh
+
+# libFuzzer targets (fuzz/, preset fuzz: clang + ASan/UBSan; builds only them): each runs FUZZ_SECONDS on
+# its corpus (FUZZ_TARGETS picks some). Crash inputs land in build/fuzz/crashes/<target>/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: deps
+	@bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf build

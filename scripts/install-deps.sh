@@ -6,12 +6,20 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git curl ca-certificates python3
   libboost-dev libboost-system-dev libeigen3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libprotobuf-dev protobuf-compiler libsqlite3-dev libssl-dev libarchive-dev
+  libpq-dev postgresql
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libre2-dev ccache
 )
+# libpq-dev: PostgresStore; postgresql: the server binaries (initdb, postgres) the PostgreSQL tests
+# start a throw-away cluster with (the package's own cluster is not used by them).
+# --test: what the tests need beyond the build (Debian's chromium for tests/web; never a download).
+[ "${1:-}" = "--test" ] && PKGS+=(chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The web dashboard's build (web/: npm ci + esbuild). A node that is already there (Debian's, or
+# another packaging that bundles npm) is kept.
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 echo "installing: ${missing[*]}"

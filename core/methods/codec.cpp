@@ -46,4 +46,8 @@ v1::CompressedTensor tensor_header(std::string_view method, int64_t rows, int64_
   return t;
 }
 
+uint64_t Codec::working_set_bytes(int64_t rows, int64_t cols, const json&, bool) const {
+  return 16 * uint64_t(rows) * uint64_t(cols);
+}
+
 }  // namespace tsm

@@ -62,6 +62,11 @@ class Codec {
   /// Bytes needed to decode `t`: every array's bytes plus the fixed per-tensor metadata the codec
   /// needs (shape, ranks, scales...). The default sums the arrays' data plus 8 bytes per shape entry.
   virtual uint64_t stored_bytes(const v1::CompressedTensor& t) const;
+  /// Peak bytes encode() (or encode_calibrated(), when `calibrated`) of a (rows, cols) matrix with
+  /// these resolved params allocates beyond W itself: an upper-bound estimate, checked against
+  /// measured peak RSS in tests/core/test_memory_estimate.cpp. The default, 4 dense f32 copies, fits
+  /// codecs that work in f32 on copies of W (fp16, int8, tt-token).
+  virtual uint64_t working_set_bytes(int64_t rows, int64_t cols, const json& resolved, bool calibrated) const;
 
   /// Whether encode_calibrated() fits in the norm of the layer's inputs.
   virtual bool calibrates() const { return false; }

@@ -19,9 +19,6 @@
 
 namespace tsm {
 
-namespace {
-
-/// Candidates that offer GPTQ get it when the planner calibrates (unless their params say otherwise).
 json with_calibration(const Codec& c, json params, bool calibrate) {
   if (!calibrate || !c.calibrates() || params.contains("calibration")) return params;
   const json schema = c.param_schema();
@@ -32,6 +29,8 @@ json with_calibration(const Codec& c, json params, bool calibrate) {
   }
   return params;
 }
+
+namespace {
 
 // ---- allocation over Pareto sets --------------------------------------------------------------
 
@@ -240,8 +239,31 @@ std::vector<MethodRule> spec_rules(const json& spec) {
 
 // ---- the plan ---------------------------------------------------------------------------------
 
-PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const CodecContext& ctx, const std::string& source_sha256,
+std::vector<PlanCandidate> calibration_variants(const std::vector<PlanCandidate>& cands, bool calibrate) {
+  std::vector<PlanCandidate> out;
+  for (const auto& c : cands) {
+    const Codec* codec = try_find_codec(c.method);
+    const json cal = codec ? with_calibration(*codec, c.params, calibrate) : c.params;
+    if (!codec || cal == c.params) {
+      out.push_back(c);
+      continue;
+    }
+    PlanCandidate plain = c, fitted = c;
+    plain.params["calibration"] = "none";
+    fitted.params = cal;
+    fitted.label = c.label + "+gptq";
+    out.push_back(std::move(plain));
+    out.push_back(std::move(fitted));
+  }
+  return out;
+}
+
+PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt_in, const CodecContext& ctx, const std::string& source_sha256,
                        const PlanProgress& progress) {
+  // Calibrated candidates are offered with and without GPTQ: on few or unrepresentative calibration
+  // sequences error feedback can lose to plain rounding on held-out text, and the planner measures.
+  PlannerOptions opt = opt_in;
+  opt.candidates = calibration_variants(opt_in.candidates, opt_in.calibrate);
   auto report = [&](std::string_view phase, double f) {
     if (progress) progress(phase, std::clamp(f, 0.0, 1.0));
   };
@@ -524,14 +546,21 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt, const
                             it == state_kl.end() ? std::nullopt : std::optional<double>(it->second)});
   }
   for (size_t c = 0; c < C; ++c) {
+    // A "+gptq" variant applies to the layers with inputs; elsewhere (embeddings) its plain sibling,
+    // listed just before it by calibration_variants, stands in.
+    const bool fitted = c > 0 && opt.candidates[c].label == opt.candidates[c - 1].label + "+gptq";
     std::vector<int> p(T, 0);
-    for (size_t t = 0; t < T; ++t)
+    for (size_t t = 0; t < T; ++t) {
       for (size_t i = 0; i < opt_cand[t].size(); ++i)
         if (opt_cand[t][i] == int(c)) p[t] = int(i);
+      if (p[t] == 0 && fitted)
+        for (size_t i = 0; i < opt_cand[t].size(); ++i)
+          if (opt_cand[t][i] == int(c - 1)) p[t] = int(i);
+    }
     double est = 0;
     for (size_t t = 0; t < T; ++t) est += all_opts[t][size_t(p[t])].damage;
     const double kl = measure(p);
-    rep.uniform.push_back({opt.candidates[c].label + (opt.calibrate && find_codec(opt.candidates[c].method).calibrates() ? " (gptq where offered)" : ""),
+    rep.uniform.push_back({opt.candidates[c].label,
                            bytes_of(p), ratio(bytes_of(p)), kl});
     measured.push_back({p, bytes_of(p), est, kl, "uniform " + opt.candidates[c].label});
     report("repair", 0.4 + 0.4 * double(c + 1) / double(C));

@@ -58,6 +58,12 @@ struct PlanCandidate {
 /// Parses "q4_k,q8_0,qlr{\"base\":\"q3_k\",\"rank\":8}": method names from the method table, each
 /// optionally followed by a JSON object of params. Throws ParamError(field) naming the bad item.
 std::vector<PlanCandidate> parse_plan_candidates(std::string_view list, const std::string& field = "plan.methods");
+/// A candidate's params as the planner encodes it: calibration gptq added for a codec that offers it
+/// when `calibrate` (unless the params name a calibration).
+json with_calibration(const Codec& c, json params, bool calibrate);
+/// Each candidate that with_calibration() would give GPTQ as two: "<label>" with calibration none
+/// and "<label>+gptq"; the others unchanged. plan_model plans over these.
+std::vector<PlanCandidate> calibration_variants(const std::vector<PlanCandidate>& cands, bool calibrate);
 /// fp16, int8, every block type, and qlr corrections of q3_k and q2_k at rank 16.
 std::vector<PlanCandidate> default_plan_candidates();
 /// The default candidates as parse_plan_candidates reads them.

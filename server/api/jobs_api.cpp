@@ -100,6 +100,16 @@ void post_job(App& app, RequestPtr req, Respond respond) {
   // Every tensor with its method and resolved params, decided now (this handler runs on the
   // request pool) and stored: a bad parameter is a 422 here, not a failed job later.
   const v1::ResolvedJob resolved = resolve_job(spec, *upload, app.models_dir + "/" + upload->sha256);
+  // A job that cannot fit in memory is refused now, not killed by the kernel with the server.
+  if (const uint64_t limit = app.config.effective_job_memory_max_bytes(); limit) {
+    const MemoryEstimate est = job_memory_estimate(spec, *upload, resolved, app.models_dir + "/" + upload->sha256);
+    if (est.bytes > limit)
+      throw HttpError(http::status::unprocessable_entity,
+                      "this job needs about " + est.text() + " of memory, more than the server allows one job (" +
+                          std::to_string(limit >> 20) + " MiB, job_memory_max_bytes); use a smaller model, fewer evaluation "
+                          "or calibration tokens, or raise the limit",
+                      {{"field", "memory"}, {"estimated_bytes", est.bytes}, {"limit_bytes", limit}});
+  }
   if (const std::string clash = published_tag_clash(*app.store, spec); !clash.empty())
     throw HttpError(http::status::conflict, clash + "; send publish.replace: true to publish it again",
                     {{"field", "publish.tag"}});

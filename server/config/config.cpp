@@ -7,6 +7,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
@@ -75,6 +76,35 @@ uint64_t Config::effective_tar_max_member_bytes() const {
   return tar_max_member_bytes ? tar_max_member_bytes : effective_tar_max_extracted_bytes();
 }
 
+uint64_t Config::effective_job_memory_max_bytes() const {
+  if (job_memory_max_bytes) return job_memory_max_bytes;
+  uint64_t avail = 0;
+  if (std::ifstream f("/proc/meminfo"); f) {
+    std::string key;
+    uint64_t kib = 0;
+    while (f >> key >> kib) {
+      if (key == "MemTotal:") {
+        avail = kib * 1024;
+        break;
+      }
+      f.ignore(64, '\n');
+    }
+  }
+  if (std::ifstream f("/sys/fs/cgroup/memory.max"); f) {  // cgroup v2; "max" = no limit
+    std::string v;
+    f >> v;
+    if (!v.empty() && std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+      const uint64_t lim = std::stoull(v);
+      if (avail == 0 || lim < avail) avail = lim;
+    }
+  }
+  return avail ? avail / 4 * 3 : UINT64_MAX;
+}
+
+bool Config::store_is_postgres() const {
+  return store.rfind("postgresql://", 0) == 0 || store.rfind("postgres://", 0) == 0 || store.find('=') != std::string::npos;
+}
+
 bool Config::is_loopback() const {
   if (host == "localhost") return true;
   boost::system::error_code ec;
@@ -116,6 +146,14 @@ void Config::validate() const {
         throw Error("tokens[" + t.name + "].devices: '" + d +
                     "' is not a device id ([A-Za-z0-9._-], 1-128) or such a prefix ending in '*'");
   }
+  if (role != "all" && role != "api" && role != "worker") throw Error("role must be all, api or worker (got '" + role + "')");
+  if (role != "all" && !store_is_postgres())
+    throw Error("role " + role + " needs a shared store: give --store postgresql://... (SQLite serves one process, role all)");
+  if (!store.empty() && !store_is_postgres() && store.rfind("sqlite:", 0) != 0)
+    throw Error("store: expected a postgresql:// URI, a libpq key=value string or sqlite:PATH");
+  if (!(lease_s > 0)) throw Error("lease_s must be > 0");
+  if (!(poll_s > 0)) throw Error("poll_s must be > 0");
+  if (max_attempts < 1) throw Error("max_attempts must be >= 1");
   if (tls_cert.empty() != tls_key.empty())
     throw Error(tls_cert.empty() ? "tls_key is set without tls_cert: give both (--tls-cert FILE --tls-key FILE)"
                                  : "tls_cert is set without tls_key: give both (--tls-cert FILE --tls-key FILE)");
@@ -142,7 +180,11 @@ Config load_config_file(const std::string& path, Config c) {
   } catch (const json::exception& e) {
     throw Error("config " + path + ": " + e.what());
   }
-  if (j.contains("listen")) apply_listen(c, j.at("listen").get<std::string>());
+  if (j.contains("listen")) {  // through get(): a non-string is a tsm::Error naming the key, not a json::type_error
+    std::string listen;
+    get(j, "listen", listen);
+    apply_listen(c, listen);
+  }
   get(j, "data_dir", c.data_dir);
   get(j, "io_threads", c.io_threads);
   get(j, "workers", c.workers);
@@ -158,12 +200,20 @@ Config load_config_file(const std::string& path, Config c) {
   get(j, "tar_max_member_bytes", c.tar_max_member_bytes);
   get(j, "tar_max_members", c.tar_max_members);
   get(j, "tar_max_ratio", c.tar_max_ratio);
+  get(j, "job_memory_max_bytes", c.job_memory_max_bytes);
   get(j, "metrics_public", c.metrics_public);
   get(j, "tls_cert", c.tls_cert);
   get(j, "tls_key", c.tls_key);
   get(j, "insecure_http", c.insecure_http);
   get(j, "log_format", c.log_format);
   get(j, "log_level", c.log_level);
+  get(j, "store", c.store);
+  get(j, "role", c.role);
+  get(j, "blob_dir", c.blob_dir);
+  get(j, "lease_s", c.lease_s);
+  get(j, "poll_s", c.poll_s);
+  get(j, "max_attempts", c.max_attempts);
+  get(j, "worker_id", c.worker_id);
   if (j.contains("tokens")) {
     c.tokens.clear();
     for (const auto& t : j.at("tokens")) {
@@ -203,12 +253,21 @@ void apply_env(Config& c) {
   if (auto v = env("TENSORSLM_TAR_MAX_MEMBERS"))
     c.tar_max_members = static_cast<int64_t>(std::min<uint64_t>(env_u64("TENSORSLM_TAR_MAX_MEMBERS", v), INT64_MAX));
   if (auto v = env("TENSORSLM_TAR_MAX_RATIO")) c.tar_max_ratio = env_double("TENSORSLM_TAR_MAX_RATIO", v);
+  if (auto v = env("TENSORSLM_JOB_MEMORY_MAX_BYTES")) c.job_memory_max_bytes = env_u64("TENSORSLM_JOB_MEMORY_MAX_BYTES", v);
   if (auto v = env("TENSORSLM_METRICS_PUBLIC")) c.metrics_public = env_bool("TENSORSLM_METRICS_PUBLIC", v);
   if (auto v = env("TENSORSLM_TLS_CERT")) c.tls_cert = v;
   if (auto v = env("TENSORSLM_TLS_KEY")) c.tls_key = v;
   if (auto v = env("TENSORSLM_INSECURE_HTTP")) c.insecure_http = env_bool("TENSORSLM_INSECURE_HTTP", v);
   if (auto v = env("TENSORSLM_LOG_FORMAT")) c.log_format = v;
   if (auto v = env("TENSORSLM_LOG_LEVEL")) c.log_level = v;
+  if (auto v = env("TENSORSLM_STORE")) c.store = v;
+  if (auto v = env("TENSORSLM_ROLE")) c.role = v;
+  if (auto v = env("TENSORSLM_BLOB_DIR")) c.blob_dir = v;
+  if (auto v = env("TENSORSLM_LEASE_S")) c.lease_s = env_double("TENSORSLM_LEASE_S", v);
+  if (auto v = env("TENSORSLM_POLL_S")) c.poll_s = env_double("TENSORSLM_POLL_S", v);
+  if (auto v = env("TENSORSLM_MAX_ATTEMPTS"))
+    c.max_attempts = static_cast<int>(std::min<uint64_t>(env_u64("TENSORSLM_MAX_ATTEMPTS", v), 1000000));
+  if (auto v = env("TENSORSLM_WORKER_ID")) c.worker_id = v;
 }
 
 }  // namespace tsm::server

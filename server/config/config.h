@@ -39,6 +39,9 @@ struct Config {
   uint64_t tar_max_member_bytes = 0;            ///< bytes of one member (0 = tar_max_extracted_bytes)
   int64_t tar_max_members = 10000;              ///< entries (files and directories)
   double tar_max_ratio = 200;                   ///< extracted bytes / compressed bytes read, while streaming
+  /// A job whose estimated working set (pipeline/memory_estimate.h) exceeds this is refused with 422
+  /// at POST (0 = 3/4 of the memory this process may use: the cgroup's memory.max, else MemTotal).
+  uint64_t job_memory_max_bytes = 0;
   bool metrics_public = false;                  ///< /metrics without a token (else the metrics or admin scope)
   // TLS (both or neither): PEM certificate chain (leaf first) and PEM private key; SIGHUP reloads them.
   std::string tls_cert;                         ///< empty = plain HTTP
@@ -46,13 +49,26 @@ struct Config {
   bool insecure_http = false;                   ///< allow plain HTTP on a non-loopback address (warned at every start)
   std::string log_format = "text";              ///< text | json
   std::string log_level = "info";
+  std::string web_dir;                          ///< the dashboard's built files ("" = <exe dir>/../share/tensorslm/web)
   std::vector<TokenConfig> tokens;
+  // Scale-out (configs/server.json documents them; README "Scale-out on PostgreSQL").
+  std::string store;                            ///< "" = SQLite in data_dir; sqlite:PATH; or a PostgreSQL URI / conninfo
+  std::string role = "all";                     ///< all | api (no workers) | worker (only /healthz, /readyz, /metrics)
+  std::string blob_dir;                         ///< blobs and extracted models ("" = data_dir); shared by every process
+  double lease_s = 30;                          ///< a claimed job's lease (heartbeats every lease_s / 3)
+  double poll_s = 1;                            ///< idle workers look for runnable jobs at least this often
+  int max_attempts = 3;                         ///< expired leases a job survives before it fails
+  std::string worker_id;                        ///< name in jobs.locked_by ("" = <hostname>-<pid>)
 
   /// 127.0.0.0/8, ::1 or "localhost".
   bool is_loopback() const;
   bool tls_enabled() const { return !tls_cert.empty() || !tls_key.empty(); }
   uint64_t effective_tar_max_extracted_bytes() const;
   uint64_t effective_tar_max_member_bytes() const;
+  uint64_t effective_job_memory_max_bytes() const;
+  std::string effective_blob_dir() const { return blob_dir.empty() ? data_dir : blob_dir; }
+  /// True when `store` names PostgreSQL (postgres[ql]:// URI or key=value conninfo).
+  bool store_is_postgres() const;
   /// Throws tsm::Error with the key at fault.
   void validate() const;
 };
@@ -62,7 +78,8 @@ Config load_config_file(const std::string& path, Config base = {});
 /// Applies TENSORSLM_LISTEN, _DATA_DIR, _WORKERS, _IO_THREADS, _QUEUE_CAPACITY, _UPLOAD_MAX_BYTES,
 /// _BODY_IDLE_TIMEOUT_S, _TAR_MAX_EXTRACTED_BYTES, _TAR_MAX_MEMBER_BYTES, _TAR_MAX_MEMBERS,
 /// _TAR_MAX_RATIO, _METRICS_PUBLIC (true/false/1/0), _TLS_CERT, _TLS_KEY, _INSECURE_HTTP (true/false/1/0),
-/// _LOG_FORMAT, _LOG_LEVEL from the environment.
+/// _LOG_FORMAT, _LOG_LEVEL, _STORE, _ROLE, _BLOB_DIR, _LEASE_S, _POLL_S, _MAX_ATTEMPTS, _WORKER_ID from
+/// the environment.
 /// Throws tsm::Error naming the variable when a value is not a number / boolean.
 void apply_env(Config& c);
 /// Parses "HOST:PORT" into c.host / c.port. Throws tsm::Error on a malformed value.

@@ -280,6 +280,33 @@ PlannerOptions planner_options(const v1::JobSpec& spec) {
   return o;
 }
 
+MemoryEstimate job_memory_estimate(const v1::JobSpec& spec, const UploadRecord& u, const v1::ResolvedJob& r,
+                                   const std::string& model_dir) {
+  std::vector<TensorMeta> tensors;
+  for (const auto& t : upload_tensors(u)) tensors.push_back({t.name, parse_dtype(t.dtype), t.shape});
+  if (spec.has_plan() || spec.whole_model()) {
+    json config = json::object();
+    try {
+      if (std::filesystem::exists(model_dir + "/config.json")) config = json::parse(read_file(model_dir + "/config.json", 1 << 20));
+    } catch (const std::exception&) {  // resolve_job has judged config.json already
+    }
+    if (spec.has_plan()) return estimate_plan_job(tensors, parse_model_config(config), planner_options(spec));
+    return estimate_model_job(tensors, plan_from_resolved(r, config), model_artifact_options(spec));
+  }
+  // Tensor jobs compress one tensor at a time and keep each result (at most its f32 size).
+  MemoryEstimate worst;
+  uint64_t results = 0;
+  for (const auto& rt : r.tensors())
+    for (const auto& t : tensors)
+      if (t.name == rt.name() && t.shape.size() == 2) {
+        MemoryEstimate e = estimate_matrix_job(find_codec(rt.method()), t.shape[0], t.shape[1], struct_json(rt.params()), true);
+        results += 4 * uint64_t(t.shape[0]) * uint64_t(t.shape[1]);
+        if (e.bytes > worst.bytes) worst = std::move(e);
+      }
+  worst.add("results", results);
+  return worst;
+}
+
 ModelPlan plan_from_resolved(const v1::ResolvedJob& r, const json& config) {
   ModelPlan plan;
   try {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "job.pb.h"
+#include "pipeline/memory_estimate.h"
 #include "pipeline/model_artifact.h"
 #include "pipeline/planner.h"
 #include "store/store.h"
@@ -26,6 +27,12 @@ tensorslm::v1::ResolvedJob resolve_job(const tensorslm::v1::JobSpec& spec, const
 /// "model 'm' already has tag 'v1' (published by job j_...)" when the spec would publish an
 /// existing model:tag without publish.replace; "" otherwise.
 std::string published_tag_clash(MetadataStore& store, const tensorslm::v1::JobSpec& spec);
+
+/// The job's estimated peak working set (pipeline/memory_estimate.h) from the upload's tensor listing,
+/// config.json and the resolved tensors: the largest matrix job plus the others' results for a
+/// tensor job, the whole-model or planner estimate otherwise. Cheap; run at POST.
+MemoryEstimate job_memory_estimate(const tensorslm::v1::JobSpec& spec, const UploadRecord& upload,
+                                   const tensorslm::v1::ResolvedJob& resolved, const std::string& model_dir);
 
 /// Whole-model build options of a job: calibration as its spec asks, evaluation on.
 ModelArtifactOptions model_artifact_options(const tensorslm::v1::JobSpec& spec);

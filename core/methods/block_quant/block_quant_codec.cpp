@@ -196,4 +196,16 @@ MatrixRM BlockQuantCodec::decode(const v1::CompressedTensor& t) const {
   return io ? MatrixRM(M.transpose()) : M;
 }
 
+// Plain rounding: the padded f32 copy M and the blocks (the default covers them). GPTQ: W and the
+// updated weights in double, one code per weight (int), one BlockParams per block, the padded input
+// covariance and H, H^-1, its Cholesky factor U (inp^2 doubles each) and a batch of errors.
+uint64_t BlockQuantCodec::working_set_bytes(int64_t rows, int64_t cols, const json& r, bool cal) const {
+  const uint64_t dflt = Codec::working_set_bytes(rows, cols, r, cal);
+  if (!cal || !needs_calibration(r)) return dflt;
+  const bool io = stored_in_out(r);
+  const uint64_t out = uint64_t(io ? cols : rows), inp = uint64_t(padded(type_, io ? rows : cols));
+  const uint64_t blocks = out * inp / uint64_t(block_format(type_).values) + 1;
+  return dflt + 12 * out * inp + blocks * sizeof(BlockParams) + 6 * 8 * inp * inp + 8 * out * 128;
+}
+
 }  // namespace tsm

@@ -44,6 +44,7 @@ class BlockQuantCodec : public Codec {
   json resolve(const json& params, int64_t rows, int64_t cols) const override;
   v1::CompressedTensor encode(ConstMatrixRef W, const json& resolved, const CodecContext& ctx) const override;
   MatrixRM decode(const v1::CompressedTensor& t) const override;
+  uint64_t working_set_bytes(int64_t rows, int64_t cols, const json& resolved, bool calibrated) const override;
   bool calibrates() const override { return true; }
   bool needs_calibration(const json& resolved) const override;
   /// GPTQ when resolved calibration is gptq, else the plain encode.

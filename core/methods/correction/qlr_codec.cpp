@@ -172,4 +172,13 @@ MatrixRM QlrCodec::decode(const v1::CompressedTensor& t) const {
   return M;
 }
 
+// The base block type's encode, the residual in double, its thin SVD (full U and V of the residual
+// in double), and calibrated: the covariance's Cholesky factor and the whitened residual.
+uint64_t QlrCodec::working_set_bytes(int64_t rows, int64_t cols, const json& r, bool cal) const {
+  const uint64_t mn = uint64_t(rows) * uint64_t(cols), n = uint64_t(std::max(rows, cols));
+  const QlrParams p = spec_.parse(r);
+  const uint64_t base = base_codec(p.base).working_set_bytes(rows, cols, base_params(p), cal);
+  return base + 48 * mn + 24 * n * n + (cal ? 24 * n * n + 16 * mn : 0);
+}
+
 }  // namespace tsm

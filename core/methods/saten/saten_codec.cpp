@@ -447,4 +447,12 @@ std::vector<v1::Baseline> saten_baselines(ConstMatrixRef W, const SatenParams& r
   return out;
 }
 
+// TT-SVD on double unfoldings of W (a few full copies), the dense residual and its top-k in each
+// refinement round; calibrated: the input covariance's factors (d_in^2 doubles, several) and the
+// whitened matrix.
+uint64_t SatenCodec::working_set_bytes(int64_t rows, int64_t cols, const json& r, bool cal) const {
+  const uint64_t mn = uint64_t(rows) * uint64_t(cols), in = uint64_t(std::max(rows, cols));
+  return Codec::working_set_bytes(rows, cols, r, cal) + 100 * mn + (cal ? 48 * in * in + 24 * mn : 0);
+}
+
 }  // namespace tsm

@@ -132,4 +132,11 @@ MatrixRM SvdCodec::decode(const v1::CompressedTensor& t) const {
   return ConstMapMatrix(L.data(), rows, ls[1]) * ConstMapMatrix(R.data(), rs[0], cols);
 }
 
+// The Gram matrix of the smaller side and its eigen-decomposition in double (n^2 each, a few
+// copies), the factors, and the f32 copies of the default.
+uint64_t SvdCodec::working_set_bytes(int64_t rows, int64_t cols, const json& r, bool cal) const {
+  const uint64_t mn = uint64_t(rows) * uint64_t(cols), n = uint64_t(std::min(rows, cols));
+  return Codec::working_set_bytes(rows, cols, r, cal) + 8 * mn + 40 * n * n;
+}
+
 }  // namespace tsm
