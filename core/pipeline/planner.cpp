@@ -542,7 +542,7 @@ PlanOutcome plan_model(const HfModelDir& model, const PlannerOptions& opt_in, co
   for (const auto& [i, kl] : state_kl) shown.insert(i);
   for (size_t i : shown) {  // the frontier as reported: sweep states thinned, the measured ones among them
     const auto it = state_kl.find(i);
-    rep.frontier.push_back({whole(states[i].bytes), ratio(whole(states[i].bytes)), states[i].damage,
+    rep.frontier.push_back({whole(states[i].bytes), ratio(whole(states[i].bytes)), std::max(0.0, states[i].damage),
                             it == state_kl.end() ? std::nullopt : std::optional<double>(it->second)});
   }
   for (size_t c = 0; c < C; ++c) {
