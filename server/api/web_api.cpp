@@ -5,8 +5,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
-#include <regex>
 #include <system_error>
 
 #include "api/routes.h"
@@ -32,9 +32,18 @@ bool safe_name(const std::string& n) {
 }
 
 /// esbuild's entry and chunk names carry an 8-character content hash: [name]-[HASH].ext.
+/// Checked by hand (no regex on the I/O thread); `n` has passed safe_name's character set already.
 bool is_hashed(const std::string& n) {
-  static const std::regex re("^[A-Za-z0-9_.]+-[A-Z0-9]{8}\\.(js|css|map|svg|png|woff2)$");
-  return std::regex_match(n, re);
+  const size_t dot = n.rfind('.');
+  if (dot == std::string::npos || dot < 10 || n[dot - 9] != '-') return false;
+  const std::string ext = n.substr(dot + 1);
+  static const char* const kExt[] = {"js", "css", "map", "svg", "png", "woff2"};
+  if (std::none_of(std::begin(kExt), std::end(kExt), [&](const char* e) { return ext == e; })) return false;
+  for (size_t i = dot - 8; i < dot; ++i)
+    if (!std::isupper(static_cast<unsigned char>(n[i])) && !std::isdigit(static_cast<unsigned char>(n[i]))) return false;
+  for (size_t i = 0; i + 9 < dot; ++i)
+    if (!std::isalnum(static_cast<unsigned char>(n[i])) && n[i] != '_' && n[i] != '.') return false;
+  return true;
 }
 
 void not_built(const std::string& dir, Respond& respond) {
