@@ -11,6 +11,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <vector>
+
+#include <unistd.h>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -40,11 +43,21 @@ PlannerOptions small_options(PlanTarget target) {
 }
 
 /// The fixture without its tokenizer (so the artifact holds config.json alone besides tensors).
+/// One directory per process, copied once and removed at exit: ctest runs tests of the same model
+/// side by side, and rewriting a file another process has mapped is a SIGBUS there.
 std::string bare_model(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("tsm_planner_" + name);
-  fs::create_directories(dir);
+  struct Dirs {
+    std::vector<fs::path> made;
+    ~Dirs() {
+      std::error_code ec;
+      for (const auto& d : made) fs::remove_all(d, ec);
+    }
+  };
+  static Dirs dirs;
+  const fs::path dir = fs::temp_directory_path() / ("tsm_planner_" + name + "_" + std::to_string(::getpid()));
+  if (fs::create_directories(dir)) dirs.made.push_back(dir);
   for (const char* f : {"config.json", "model.safetensors"})
-    fs::copy_file(fs::path(TSM_FIXTURES_DIR) / name / f, dir / f, fs::copy_options::overwrite_existing);
+    fs::copy_file(fs::path(TSM_FIXTURES_DIR) / name / f, dir / f, fs::copy_options::skip_existing);
   return dir.string();
 }
 
