@@ -50,7 +50,7 @@ void not_built(const std::string& dir, Respond& respond) {
   respond(problem(http::status::not_found,
                   "the web dashboard is not built (no index.html in " + dir +
                       "): run `make run` or `cmake --build --preset release --target tensorslm-web` (needs nodejs and npm), "
-                      "or pass --web-dir DIR"));
+                      "or point it at a build with --web-dir DIR (config web_dir, env TENSORSLM_WEB_DIR)"));
 }
 
 void send_file(const std::string& path, const std::string& name, bool immutable, Respond& respond) {

@@ -3,7 +3,8 @@
 // <web dir>/assets/ whose names match [A-Za-z0-9][A-Za-z0-9_.-]* (no "..") and whose extension has a
 // known MIME type are served, and only when their canonical path still lies in that directory (a
 // symlink out of it is a 404): nothing outside the web dir can be read.
-// The web dir is Config::web_dir (--web-dir), else <executable dir>/../share/tensorslm/web.
+// The web dir is Config::web_dir (config key web_dir, env TENSORSLM_WEB_DIR, flag --web-dir), else
+// <executable dir>/../share/tensorslm/web.
 #pragma once
 #include <optional>
 #include <string>

@@ -207,6 +207,7 @@ Config load_config_file(const std::string& path, Config c) {
   get(j, "insecure_http", c.insecure_http);
   get(j, "log_format", c.log_format);
   get(j, "log_level", c.log_level);
+  get(j, "web_dir", c.web_dir);
   get(j, "store", c.store);
   get(j, "role", c.role);
   get(j, "blob_dir", c.blob_dir);
@@ -260,6 +261,7 @@ void apply_env(Config& c) {
   if (auto v = env("TENSORSLM_INSECURE_HTTP")) c.insecure_http = env_bool("TENSORSLM_INSECURE_HTTP", v);
   if (auto v = env("TENSORSLM_LOG_FORMAT")) c.log_format = v;
   if (auto v = env("TENSORSLM_LOG_LEVEL")) c.log_level = v;
+  if (auto v = env("TENSORSLM_WEB_DIR")) c.web_dir = v;
   if (auto v = env("TENSORSLM_STORE")) c.store = v;
   if (auto v = env("TENSORSLM_ROLE")) c.role = v;
   if (auto v = env("TENSORSLM_BLOB_DIR")) c.blob_dir = v;

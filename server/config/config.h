@@ -49,7 +49,7 @@ struct Config {
   bool insecure_http = false;                   ///< allow plain HTTP on a non-loopback address (warned at every start)
   std::string log_format = "text";              ///< text | json
   std::string log_level = "info";
-  std::string web_dir;                          ///< the dashboard's built files ("" = <exe dir>/../share/tensorslm/web)
+  std::string web_dir;                          ///< the dashboard's built files ("" = <exe dir>/../share/tensorslm/web); config web_dir, TENSORSLM_WEB_DIR, --web-dir
   std::vector<TokenConfig> tokens;
   // Scale-out (configs/server.json documents them; README "Scale-out on PostgreSQL").
   std::string store;                            ///< "" = SQLite in data_dir; sqlite:PATH; or a PostgreSQL URI / conninfo
@@ -78,7 +78,7 @@ Config load_config_file(const std::string& path, Config base = {});
 /// Applies TENSORSLM_LISTEN, _DATA_DIR, _WORKERS, _IO_THREADS, _QUEUE_CAPACITY, _UPLOAD_MAX_BYTES,
 /// _BODY_IDLE_TIMEOUT_S, _TAR_MAX_EXTRACTED_BYTES, _TAR_MAX_MEMBER_BYTES, _TAR_MAX_MEMBERS,
 /// _TAR_MAX_RATIO, _METRICS_PUBLIC (true/false/1/0), _TLS_CERT, _TLS_KEY, _INSECURE_HTTP (true/false/1/0),
-/// _LOG_FORMAT, _LOG_LEVEL, _STORE, _ROLE, _BLOB_DIR, _LEASE_S, _POLL_S, _MAX_ATTEMPTS, _WORKER_ID from
+/// _LOG_FORMAT, _LOG_LEVEL, _WEB_DIR, _STORE, _ROLE, _BLOB_DIR, _LEASE_S, _POLL_S, _MAX_ATTEMPTS, _WORKER_ID from
 /// the environment.
 /// Throws tsm::Error naming the variable when a value is not a number / boolean.
 void apply_env(Config& c);

@@ -5,6 +5,8 @@
 //  - Jobs page: the job's row and progress bar reach 100 % / succeeded without a reload;
 //  - Job page: the plot has one mark per representation (the job + every reference alternative)
 //    and the chosen one is labelled; downloads offered;
+//  - a plan job's page: the planner's frontier drawn as a line (sampled on the canvas), one mark
+//    per candidate applied uniformly plus the chosen plan, labelled;
 //  - Devices page: reports posted through the API appear in the charts (one mark per report);
 //  - Models page: a published version, latest, and the device that reported it;
 //  - keyboard: Tab reaches a queued job's Cancel button, Enter cancels it;
@@ -78,9 +80,16 @@ try {
     assert.match(await row.textContent(), /100 %/);
     assert.match(await row.textContent(), /int8/);
     await shot(page, 'jobs');
+    const job = (await s.req(`/v1/jobs/${id}`)).json;
+
+    // A plan job, queued now so that it runs while the next pages are checked: three candidates,
+    // data-free, small sensitivity and evaluation sets (seconds).
+    const planned = await s.req('/v1/jobs', { method: 'POST', body: {
+      upload: job.upload, evaluation: { tokens: 256, length: 65 },
+      plan: { target_ratio: 4, methods: 'q8_0,q4_k,q4_0', calibrate: false, sensitivity_sequences: 2 } } });
+    assert.equal(planned.status, 202, planned.text);
 
     step('job page: one mark per representation, the chosen one labelled');
-    const job = (await s.req(`/v1/jobs/${id}`)).json;
     assert.ok(job.result.quality?.alternatives?.length > 0, 'the whole-model job measured alternatives');
     await page.goto(`${s.url}/#/jobs/${id}`);
     const plot = page.locator('#plot[data-points]');
@@ -119,6 +128,51 @@ try {
     assert.match(await page.locator('main').textContent(), /pi-1.*gpt2-man:v1/s);
     assert.match(await page.locator('main').textContent(), /energy source: rapl/);
     await shot(page, 'devices');
+
+    step('plan job page: the frontier as a line, one mark per candidate applied uniformly, the plan labelled');
+    await page.goto(`${s.url}/#/jobs/${planned.json.id}`);
+    const pplot = page.locator('#plot[data-line-px]');
+    await pplot.waitFor();
+    const pjob = (await s.req(`/v1/jobs/${planned.json.id}`)).json;
+    assert.equal(pjob.state, 'succeeded', pjob.error);
+    const report = pjob.result.plan;
+    assert.ok(report.frontier.length >= 2, `a frontier to draw: ${JSON.stringify(report.frontier)}`);
+    assert.equal(Number(await pplot.getAttribute('data-line-points')), report.frontier.length);
+    const uniform = report.uniform.filter((u) => u.kl_measured != null).map((u) => u.method);
+    assert.deepEqual([...uniform].sort(), ['q4_0', 'q4_k', 'q8_0'], 'every candidate measured uniformly');
+    assert.deepEqual(JSON.parse(await pplot.getAttribute('data-marks')), [...uniform, 'plan']);
+    assert.equal(Number(await pplot.getAttribute('data-points')), uniform.length + 1);
+    assert.equal(await pplot.getAttribute('data-chosen'), 'plan');
+    // The line is drawn: between consecutive frontier vertices (canvas pixels) the canvas holds the
+    // frontier's colour (#1f77b4, within 60 per channel for antialiasing; 5x5 pixels around each
+    // sample), at five points along each segment.
+    const segments = await page.evaluate(() => {
+      const box = document.querySelector('#plot');
+      const c = box.querySelector('canvas');
+      const ctx = c.getContext('2d');
+      const px = JSON.parse(box.dataset.linePx);
+      const blue = (x, y) => {
+        for (let dx = -2; dx <= 2; dx++) for (let dy = -2; dy <= 2; dy++) {
+          const [r, g, b, a] = ctx.getImageData(x + dx, y + dy, 1, 1).data;
+          if (a > 200 && Math.abs(r - 0x1f) < 60 && Math.abs(g - 0x77) < 60 && Math.abs(b - 0xb4) < 60) return true;
+        }
+        return false;
+      };
+      const out = [];
+      for (let i = 1; i < px.length; i++) {
+        const [[x0, y0], [x1, y1]] = [px[i - 1], px[i]];
+        if (Math.hypot(x1 - x0, y1 - y0) < 30) continue;  // vertices too close to tell the line from the marks
+        let hits = 0;
+        for (const t of [0.2, 0.35, 0.5, 0.65, 0.8]) hits += blue(Math.round(x0 + t * (x1 - x0)), Math.round(y0 + t * (y1 - y0)));
+        out.push(hits);
+      }
+      return out;
+    });
+    assert.ok(segments.length > 0, 'at least one frontier segment long enough to sample');
+    // (a mark or the chosen label may cover a sample: 3 of 5 per segment)
+    assert.ok(segments.every((h) => h >= 3), `every sampled frontier segment is inked (hits of 5: ${segments})`);
+    assert.match(await page.locator('main').textContent(), /plan ratio 4×/);
+    await shot(page, 'job-plan');
 
     step('models page: a published version, latest, and the device running it');
     const pub = await s.req('/v1/jobs?wait=600', { method: 'POST', body: { upload: job.upload, method: 'int8', publish: { model: 'gpt2-man', tag: 'v1' } } });

@@ -1,5 +1,6 @@
 // Test helper: a real tensorslm-server child process on 127.0.0.1 with an ephemeral port (read from
-// --port-file), a temp data dir, optional config file and extra flags; stop() sends SIGTERM and waits.
+// --port-file), a temp data dir, optional config file, extra flags and environment variables;
+// stop() sends SIGTERM and waits.
 // Paths come from the environment ctest sets: TSM_BIN_DIR, TSM_WEB_DIR, TSM_FIXTURES_DIR, TSM_ARTIFACTS.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,10 +19,11 @@ export const sha256hex = (s) => createHash('sha256').update(s).digest('hex');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Server {
-  constructor({ config, args = [] } = {}) {
+  constructor({ config, args = [], environment = {} } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'tsm-web-'));
     this.config = config;
     this.args = args;
+    this.environment = environment;
   }
   async start() {
     const data = join(this.dir, 'data');
@@ -34,7 +36,7 @@ export class Server {
     }
     this.logFile = join(this.dir, 'server.log');
     const log = openSync(this.logFile, 'w');
-    this.proc = spawn(join(env('TSM_BIN_DIR'), 'tensorslm-server'), a, { stdio: ['ignore', log, log], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+    this.proc = spawn(join(env('TSM_BIN_DIR'), 'tensorslm-server'), a, { stdio: ['ignore', log, log], env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', ...this.environment } });
     this.exited = new Promise((r) => this.proc.on('exit', r));
     for (let i = 0; i < 1000; i++) {
       if (existsSync(portFile)) {

@@ -1,6 +1,7 @@
 // The dashboard's static handler (server/api/web_api.cpp) against a real server: MIME types, cache
 // headers (hashed assets immutable, index.html no-cache), the Content-Security-Policy, path
-// traversal and symlinks out of the web dir refused, and a clear 404 problem when no build exists.
+// traversal and symlinks out of the web dir refused, a clear 404 problem when no build exists, and
+// the web dir taken from the config file, the environment or the flag (each overriding the one before).
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -68,5 +69,23 @@ await withServer({ args: [] }, async (s0) => {
     assert.equal((await s.req('/assets/main-ABCDEFGH.js')).status, 404);
     assert.equal((await s.req('/healthz')).status, 200, 'the API still works');
   });
+  // Where the web dir comes from: config key web_dir < env TENSORSLM_WEB_DIR < flag --web-dir.
+  const dirs = {};
+  for (const from of ['config', 'env', 'flag']) {
+    dirs[from] = join(s0.dir, `web-${from}`);
+    mkdirSync(dirs[from]);
+    writeFileSync(join(dirs[from], 'index.html'), `<!doctype html><title>${from}</title>`);
+  }
+  const served = async (opts) => withServer(opts, async (s) => {
+    const r = await s.req('/');
+    assert.equal(r.status, 200, r.text);
+    return r.text.match(/<title>(\w+)<\/title>/)[1];
+  });
+  const config = { web_dir: dirs.config };
+  const environment = { TENSORSLM_WEB_DIR: dirs.env };
+  assert.equal(await served({ config }), 'config');
+  assert.equal(await served({ environment }), 'env');
+  assert.equal(await served({ config, environment }), 'env', 'the environment overrides the config file');
+  assert.equal(await served({ config, environment, args: ['--web-dir', dirs.flag] }), 'flag', 'the flag overrides both');
 });
 console.log('static: ok');

@@ -1,6 +1,8 @@
 // uPlot charts: a scatter of representations (bytes on a log axis against KL or relative error,
 // the chosen one labelled, an optional frontier line) and time series of device figures.
-// Every chart's container carries data-points (marks drawn) so a test can count them.
+// Every chart's container carries data-points (marks drawn) so a test can count them; a scatter's
+// also data-marks (their names, JSON), data-chosen, and for a line series data-line-points and
+// data-line-px (its vertices in canvas pixels, set when drawn).
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { bytes } from './format.js';
@@ -23,13 +25,54 @@ function follow(container, plot, height) {
   return plot;
 }
 
-/** Tick positions of a log bytes axis: 1, 2 and 5 times each power of ten within the range. */
-function decades(u, axis, min, max) {
+/**
+ * Range of a log axis: the data's, widened by a quarter on each side (uPlot's own log range snaps
+ * to whole decades, which left 2-4 MB of points crowded into a 1-10 MB axis).
+ */
+function logRange(u, min, max) {
+  if (min == null || max == null || !(min > 0)) return [1, 10];
+  if (min === max) return [min / 2, max * 2];
+  return [min / 1.25, max * 1.25];
+}
+
+/**
+ * Tick positions of a log axis: 1, 2 and 5 times each power of ten within the range, every integer
+ * mantissa when the range spans under two decades, powers of ten only past six.
+ */
+function logSplits(u, axis, min, max) {
+  const span = Math.log10(max / min);
+  const ms = span < 2 ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : span <= 6 ? [1, 2, 5] : [1];
   const out = [];
   for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++)
-    for (const m of [1, 2, 5]) if (m * 10 ** e >= min && m * 10 ** e <= max) out.push(m * 10 ** e);
+    for (const m of ms) {
+      const v = Number((m * 10 ** e).toPrecision(6));
+      if (v >= min && v <= max) out.push(v);
+    }
   return out;
 }
+
+/**
+ * Labels of a log axis's ticks, blank where a label would crowd another (closer than `gap` CSS
+ * pixels along the axis): powers of ten placed first, then 5x, 2x, the rest; the grid line stays.
+ */
+function spacedLabels(format, gap) {
+  const rank = (v) => { const m = Math.round(v / 10 ** Math.floor(Math.log10(v) + 1e-9)); return m === 1 ? 0 : m === 5 ? 1 : m === 2 ? 2 : 3; };
+  return (u, splits, axis) => {
+    const scale = u.axes[axis].scale;
+    const placed = [];
+    const out = splits.map(() => '');
+    const order = splits.map((v, i) => i).filter((i) => splits[i] > 0).sort((a, b) => rank(splits[a]) - rank(splits[b]) || a - b);
+    for (const i of order) {
+      const pos = u.valToPos(splits[i], scale);
+      if (placed.some((p) => Math.abs(p - pos) < gap)) continue;
+      placed.push(pos);
+      out[i] = format(splits[i]);
+    }
+    return out;
+  };
+}
+const small = (v) => (v === 0 ? '0' : Math.abs(v) < 1e-3 ? v.toExponential(0) : String(Number(v.toPrecision(2))));
+
 /** Decimal byte units for the decade ticks (100 kB, 1 MB): round numbers where the ticks sit. */
 function si(v) {
   if (v == null) return '';
@@ -60,34 +103,40 @@ export function scatterPlot(container, { title, yLabel, series }) {
   const all = series.flatMap((s) => s.points);
   const yLog = all.length > 0 && all.every((p) => p[1] > 0);
   const data = align(series.map((s) => s.points));
-  const marks = series.filter((s) => !s.line).reduce((n, s) => n + s.points.length, 0);
+  const markPoints = series.filter((s) => !s.line).flatMap((s) => s.points);
+  const line = series.find((s) => s.line);
   const chosen = series.find((s) => s.chosen);
-  container.dataset.points = String(marks);
+  container.dataset.points = String(markPoints.length);
+  container.dataset.marks = JSON.stringify(markPoints.map((p) => p[2]));
+  if (line) container.dataset.linePoints = String(line.points.length);
   if (chosen) container.dataset.chosen = chosen.points[0]?.[2] ?? '';
   const opts = {
     title,
     width: width(container),
     height: 360,
-    scales: { x: { time: false, distr: 3 }, y: yLog ? { distr: 3 } : {} },
+    scales: { x: { time: false, distr: 3, range: logRange }, y: yLog ? { distr: 3, range: logRange } : {} },
     axes: [
-      { label: 'stored bytes (log)', splits: decades, filter: (u, splits) => splits, values: (u, vals) => vals.map(si), size: 50 },
-      { label: yLabel, size: 70, values: (u, vals) => vals.map((v) => (v == null ? '' : v < 1e-3 ? v.toExponential(0) : String(Number(v.toPrecision(2))))) },
+      { label: 'stored bytes (log)', splits: logSplits, filter: (u, splits) => splits, values: spacedLabels(si, 64), size: 50 },
+      yLog ? { label: yLabel, size: 70, splits: logSplits, filter: (u, splits) => splits, values: spacedLabels(small, 18) }
+        : { label: yLabel, size: 70, values: (u, vals) => vals.map((v) => (v == null ? '' : small(v))) },
     ],
     series: [
       { label: 'bytes', value: (u, v) => (v == null ? '–' : bytes(v)) },
       ...series.map((s, i) => ({
         label: s.label,
         stroke: s.chosen ? '#000' : COLORS[i % COLORS.length],
-        fill: s.chosen ? '#ffd400' : COLORS[i % COLORS.length],
+        fill: s.line ? undefined : s.chosen ? '#ffd400' : COLORS[i % COLORS.length],  // a line's fill would shade the area under it
         width: s.line ? 2 : 0,
         spanGaps: !!s.line,
         paths: s.line ? undefined : () => null,
-        points: { show: true, size: s.chosen ? 14 : 8, width: s.chosen ? 2 : 1, fill: s.chosen ? '#ffd400' : COLORS[i % COLORS.length] },
+        points: { show: true, size: s.chosen ? 14 : s.line ? 5 : 8, width: s.chosen ? 2 : 1, fill: s.chosen ? '#ffd400' : COLORS[i % COLORS.length] },
         value: (u, v) => (v == null ? '–' : v.toPrecision(3)),
       })),
     ],
     hooks: {
       draw: [(u) => {
+        // Where the line's vertices landed, in canvas pixels (a test samples the segments between them).
+        if (line) container.dataset.linePx = JSON.stringify(line.points.map(([x, y]) => [Math.round(u.valToPos(x, 'x', true)), Math.round(u.valToPos(y, 'y', true))]));
         if (!chosen || !chosen.points.length) return;
         const [x, y, name] = chosen.points[0];
         const cx = u.valToPos(x, 'x', true);
@@ -95,8 +144,14 @@ export function scatterPlot(container, { title, yLabel, series }) {
         const ctx = u.ctx;
         ctx.save();
         ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
+        // A white halo keeps the label readable over the frontier line and the grid.
+        const [tx, ty] = [cx + 10 * devicePixelRatio, cy - 10 * devicePixelRatio];
+        ctx.lineWidth = 4 * devicePixelRatio;
+        ctx.lineJoin = 'round';
+        ctx.strokeStyle = '#fff';
+        ctx.strokeText(`chosen: ${name}`, tx, ty);
         ctx.fillStyle = '#000';
-        ctx.fillText(`chosen: ${name}`, cx + 10 * devicePixelRatio, cy - 10 * devicePixelRatio);
+        ctx.fillText(`chosen: ${name}`, tx, ty);
         ctx.restore();
       }],
     },

@@ -1,5 +1,6 @@
 // Jobs: the table (state, method or plan, upload/model, progress bars polled while jobs run),
-// filters (state, method, upload) and cursor paging as GET /v1/jobs has them; cancel per job.
+// filters (state, method, upload) and cursor paging as GET /v1/jobs has them, 50 to 1,000 rows a
+// page; cancel per job.
 import { api, openApi } from '../api.js';
 import { el, pct, problemBox, table, when } from '../format.js';
 
@@ -32,12 +33,32 @@ export async function cancelJob(id, box) {
   }
 }
 
+const PAGE_SIZES = [50, 200, 1000];
+const API_MAX = 500;  // GET /v1/jobs's largest limit
+
+/** Up to `limit` jobs from the cursor in `q` on: API pages of <= API_MAX followed along next_cursor. */
+async function fetchPage(q, limit) {
+  const jobs = [];
+  let cursor = q.get('cursor') || '';
+  for (;;) {
+    const p = new URLSearchParams(q);
+    if (cursor) p.set('cursor', cursor);
+    p.set('limit', String(Math.min(API_MAX, limit - jobs.length)));
+    const part = await api(`/v1/jobs?${p}`);
+    jobs.push(...part.jobs);
+    cursor = part.next_cursor;
+    if (!cursor || jobs.length >= limit) return { jobs, next_cursor: cursor };
+  }
+}
+
 export async function jobsPage(main, [query], state) {
   const params = new URLSearchParams((query || '').slice(1));
   const cursors = (params.get('trail') || '').split(',').filter(Boolean);  // cursors of the previous pages
   const api_q = new URLSearchParams();
   for (const k of ['state', 'method', 'upload', 'cursor']) if (params.get(k)) api_q.set(k, params.get(k));
-  api_q.set('limit', params.get('limit') || '50');
+  // Rows per page: the API answers at most API_MAX a call, so a larger page is fetched in chunks
+  // along next_cursor.
+  const limit = PAGE_SIZES.includes(Number(params.get('limit'))) ? Number(params.get('limit')) : PAGE_SIZES[0];
 
   const doc = await openApi().catch(() => null);
   const methods = ['', 'plan', ...Object.keys(doc?.['x-methods'] || {})];
@@ -51,7 +72,9 @@ export async function jobsPage(main, [query], state) {
       values.map((v) => el('option', { value: v, selected: params.get(name) === v }, v || 'any'))));
   const upload = el('input', { name: 'upload', value: params.get('upload') || '', placeholder: 'u_…', size: 20 });
   const form = el('form.filters', { onsubmit: (e) => { e.preventDefault(); go({ upload: upload.value.trim(), cursor: '', trail: '' }); } },
-    filter('state', STATES), filter('method', methods), el('label', {}, 'upload ', upload), el('button', { type: 'submit' }, 'Filter'));
+    filter('state', STATES), filter('method', methods), el('label', {}, 'upload ', upload), el('button', { type: 'submit' }, 'Filter'),
+    el('label', {}, 'per page ', el('select', { name: 'limit', onchange: (e) => go({ limit: e.target.value, cursor: '', trail: '' }) },
+      PAGE_SIZES.map((n) => el('option', { value: n, selected: n === limit }, n)))));
   const box = el('div');
   const body = el('div');
   main.append(el('h1', {}, 'Jobs'), form, box, body);
@@ -79,7 +102,7 @@ export async function jobsPage(main, [query], state) {
   const refresh = async () => {
     if (!state.alive) return;
     try {
-      const list = await api(`/v1/jobs?${api_q}`);
+      const list = await fetchPage(api_q, limit);
       if (!state.alive) return;
       const keepFocus = document.activeElement?.getAttribute('aria-label');
       const running = render(list);
