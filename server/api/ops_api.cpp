@@ -1,4 +1,5 @@
-// /healthz, /readyz, /metrics (Prometheus text; on the request pool, scope metrics unless
+// /healthz, /readyz (from the background checks of the store and the job service: never waits on
+// the database), /metrics (Prometheus text; on the request pool, scope metrics unless
 // metrics_public), /v1/openapi.json.
 #include <filesystem>
 #include <system_error>
@@ -16,10 +17,12 @@ void get_healthz(App& app, RequestPtr req, Respond respond) {
 
 void get_readyz(App& app, RequestPtr req, Respond respond) {
   if (!app.ready) return respond(problem(http::status::service_unavailable, "starting or shutting down"));
-  if (!app.store->reachable())
+  // An I/O thread: the store's and the job service's background checks (every second), not the database.
+  const MetadataStore::Health h = app.store->health();
+  if (!h.up)
     return respond(problem(http::status::service_unavailable, "the metadata store " + app.store->describe() + " is unreachable"));
-  respond(json_response(http::status::ok, {{"status", "ready"}, {"queue_depth", app.jobs->queue_depth()},
-                                           {"schema_version", app.store->schema_version()}}));
+  respond(json_response(http::status::ok, {{"status", "ready"}, {"queue_depth", app.jobs->last_queue_depth()},
+                                           {"schema_version", h.schema_version}}));
 }
 
 namespace {

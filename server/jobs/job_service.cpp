@@ -19,7 +19,7 @@
 #include "jobs/job_runner.h"
 #include "jobs/resolve_job.h"
 #include "spec/job_spec.h"
-#include "store/storage_full.h"
+#include "store/storage_error.h"
 
 namespace tsm::server {
 
@@ -250,6 +250,7 @@ void JobService::on_store_event(StoreEvent e, const std::string& id) {
 void JobService::housekeeping_loop() {
   const auto tick = std::chrono::duration<double>(std::min(opt_.poll_s, opt_.lease_s / 3));
   uint64_t seen = 0;
+  auto next_depth = Clock::now();
   while (!stopping_) {
     {
       std::unique_lock lk(wake_mu_);
@@ -283,6 +284,10 @@ void JobService::housekeeping_loop() {
       }
     }
     check_waiters();
+    if (Clock::now() >= next_depth) {
+      queue_depth();  // refreshes last_queue_depth() for /readyz
+      next_depth = Clock::now() + std::chrono::seconds(1);
+    }
   }
 }
 
@@ -348,6 +353,20 @@ void JobService::worker_loop(int index) {
   }
 }
 
+template <class F>
+auto JobService::patiently(const Live& live, F&& read) {
+  const auto give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.lease_s));
+  for (;;) {
+    try {
+      return read();
+    } catch (const StoreUnavailable& e) {
+      if (Clock::now() > give_up || stopping_ || live.lost) throw;
+      spdlog::warn("worker {}: waiting for the store: {}", live.worker, e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+}
+
 bool JobService::finish(const JobRecord& j, const ArtifactRecord* a, ModelVersion* v) {
   const auto give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt_.lease_s));
   for (;;) {
@@ -382,7 +401,7 @@ void JobService::run_one(JobRecord j, const std::shared_ptr<Live>& live) {
   json result = json::object();
   try {
     const v1::JobSpec spec = stored_job_spec(j.spec_pb);
-    auto upload = store_.get_upload(spec.upload());
+    auto upload = patiently(*live, [&] { return store_.get_upload(spec.upload()); });
     if (!upload) throw Error("upload " + spec.upload() + " was deleted before the job ran; upload it again");
     const std::string model_dir = models_dir_ + "/" + upload->sha256;
     // Resolved once when the job was posted; only jobs queued before schema 4 are resolved here.
@@ -457,7 +476,7 @@ void JobService::run_one(JobRecord j, const std::shared_ptr<Live>& live) {
     std::string sha = blobs_.put(bytes);
     // The row keeps the first creation time of these bytes (an identical later job finds it there);
     // it is written with the job's end, in one transaction.
-    const auto stored = store_.get_artifact(sha);
+    const auto stored = patiently(*live, [&] { return store_.get_artifact(sha); });
     artifact = ArtifactRecord{sha, bytes.size(), id, art.method(), now_unix()};
     t_store = Clock::now();
     json plan_json = result.contains("plan") ? std::move(result["plan"]) : json();
@@ -472,7 +491,8 @@ void JobService::run_one(JobRecord j, const std::shared_ptr<Live>& live) {
     } else if (!gate.empty()) {
       j.state = v1::FAILED;
       j.error = gate;
-    } else if (const std::string clash = published_tag_clash(store_, spec); !clash.empty()) {
+    } else if (const std::string clash = patiently(*live, [&] { return published_tag_clash(store_, spec); });
+               !clash.empty()) {
       j.state = v1::FAILED;  // another job published the tag after this one was accepted
       j.error = "publish: " + clash + " after this job was accepted; its artifact is stored but not published";
     } else {
@@ -494,6 +514,11 @@ void JobService::run_one(JobRecord j, const std::shared_ptr<Live>& live) {
     }
     j.state = v1::CANCELED;
     j.error = "canceled by request";
+  } catch (const StoreUnavailable& e) {
+    // Not the job's fault: nothing is written; this worker's lease runs out and a worker reruns it
+    // (attempts counted) once the database is back.
+    spdlog::error("job {}: the store stayed unreachable ({}); left to its lease", id, e.what());
+    return;
   } catch (const PlanMissed& e) {
     j.state = v1::FAILED;  // the result holds the plan report: the closest plan and the frontier
     j.error = e.what();

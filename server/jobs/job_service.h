@@ -64,6 +64,9 @@ class JobService {
   void when_done(const std::string& id, std::function<void()> cb);
   /// Jobs queued in the store (every process's); the last value read when the store is unreachable.
   size_t queue_depth() const;
+  /// The last value queue_depth() read (the heartbeat thread reads it every second): never blocks
+  /// on the store, for the I/O threads (/readyz).
+  size_t last_queue_depth() const { return static_cast<size_t>(last_depth_.load()); }
   size_t queue_capacity() const { return queue_capacity_; }
   int running() const { return running_.load(); }
   const QueueCounters& counters() const { return counters_; }
@@ -85,6 +88,10 @@ class JobService {
   /// Writes the end of a job through finish_job, retrying while the store is unreachable (until
   /// the lease would have run out). False when the lease was lost or the store stayed away.
   bool finish(const JobRecord& j, const ArtifactRecord* a, ModelVersion* v);
+  /// Runs `read` (a store call of a running job), waiting out an unreachable store (StoreUnavailable)
+  /// every 0.5 s for up to lease_s; rethrows after that, at shutdown, or once the lease was lost.
+  template <class F>
+  auto patiently(const Live& live, F&& read);
   void on_store_event(StoreEvent e, const std::string& id);
   void fire_waiters(const std::string& id);
   void check_waiters();

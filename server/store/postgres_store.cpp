@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 
 #include "common/error.h"
 #include "spec/job_spec.h"
@@ -17,11 +19,6 @@ namespace tsm::server {
 namespace v1 = ::tensorslm::v1;
 
 /// One statement parameter: text (or a bytea sent as binary).
-struct PostgresStore::Param {
-  std::string value;
-  bool binary = false;
-};
-
 namespace {
 using Param = PostgresStore::Param;
 Param P(const std::string& s) { return {s, false}; }
@@ -164,9 +161,13 @@ PostgresStore::PostgresStore(const std::string& conninfo) : conninfo_(conninfo),
     throw Error("--store: not a PostgreSQL connection string or URI (" + msg + ")");
   }
   PQconninfoFree(opts);
-  std::lock_guard lk(mu_);
-  int v = pg_migrate(conn());
-  spdlog::info("store: PostgreSQL {} (schema version {})", redacted_, v);
+  {
+    std::lock_guard lk(mu_);
+    const int v = pg_migrate(conn());
+    schema_seen_ = v;
+    spdlog::info("store: PostgreSQL {} (schema version {})", redacted_, v);
+  }
+  listener_ = std::thread([this] { listen_loop(); });
 }
 
 PostgresStore::~PostgresStore() {
@@ -177,14 +178,16 @@ PostgresStore::~PostgresStore() {
 }
 
 PGconn* PostgresStore::conn() {
-  if (conn_ && PQstatus(conn_) == CONNECTION_OK) return conn_;
+  // A connection the server closed (a restart) is noticed here, before a statement is sent on it:
+  // reading what already arrived (never blocks) turns it CONNECTION_BAD.
+  if (conn_ && PQstatus(conn_) == CONNECTION_OK && PQconsumeInput(conn_) && PQstatus(conn_) == CONNECTION_OK) return conn_;
   if (conn_) PQfinish(conn_);
   conn_ = PQconnectdb(conninfo_.c_str());
   if (PQstatus(conn_) != CONNECTION_OK) {
     std::string msg = trim(PQerrorMessage(conn_));
     PQfinish(conn_);
     conn_ = nullptr;
-    throw Error("database " + redacted_ + " unreachable: " + msg);
+    throw StoreUnavailable("database " + redacted_ + " unreachable: " + msg);
   }
   PQclear(PQexec(conn_, "SET application_name = 'tensorslm-server'; SET client_min_messages = warning"));
   return conn_;
@@ -204,8 +207,12 @@ PostgresStore::Result PostgresStore::query(const std::string& sql, const std::ve
   const auto st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Result(r);
   std::string msg = trim(r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  // Class 08: connection exception; 57: operator intervention (admin shutdown, crash shutdown, cannot connect now).
+  const bool gone = PQstatus(c) != CONNECTION_OK || (state && (std::string_view(state).substr(0, 2) == "08" ||
+                                                               std::string_view(state).substr(0, 2) == "57"));
   PQclear(r);
-  if (PQstatus(c) != CONNECTION_OK) throw Error("database " + redacted_ + " connection lost: " + msg);
+  if (gone) throw StoreUnavailable("database " + redacted_ + " connection lost: " + msg);
   throw Error("postgres: " + msg);
 }
 
@@ -480,15 +487,41 @@ bool PostgresStore::request_cancel(const std::string& id) {
 void PostgresStore::on_event(std::function<void(StoreEvent, const std::string&)> handler) {
   std::lock_guard lk(handler_mu_);
   handler_ = std::move(handler);
-  if (handler_ && !listener_.joinable()) listener_ = std::thread([this] { listen_loop(); });
 }
 
 void PostgresStore::listen_loop() {
+  using Clock = std::chrono::steady_clock;
   PGconn* c = nullptr;
   bool was_down = false;
+  Clock::time_point next_check;
   auto emit = [this](StoreEvent e, const std::string& id) {
     std::lock_guard lk(handler_mu_);
     if (handler_) handler_(e, id);
+  };
+  auto drain = [&] {
+    while (PGnotify* n = PQnotifies(c)) {
+      const std::string ch = n->relname, id = n->extra ? n->extra : "";
+      PQfreemem(n);
+      if (ch == "tsm_submit") emit(StoreEvent::Submitted, id);
+      else if (ch == "tsm_done") emit(StoreEvent::Done, id);
+      else if (ch == "tsm_cancel") emit(StoreEvent::Cancel, id);
+    }
+  };
+  // The readiness check: one statement on this connection; its answer is health().
+  auto check = [&] {
+    PGresult* r = PQexec(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (ok) schema_seen_ = std::atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    next_check = Clock::now() + std::chrono::seconds(1);
+    return ok;
+  };
+  auto drop = [&](const char* what) {
+    if (!was_down) spdlog::warn("store events: {} {}: {}; retrying", redacted_, what, trim(PQerrorMessage(c)));
+    PQfinish(c);
+    c = nullptr;
+    was_down = true;
+    up_ = false;
   };
   while (!stop_) {
     if (!c) {
@@ -500,14 +533,12 @@ void PostgresStore::listen_loop() {
         ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
       }
-      if (!ok) {
-        if (!was_down) spdlog::warn("store events: {} unreachable: {}; retrying", redacted_, trim(PQerrorMessage(c)));
-        PQfinish(c);
-        c = nullptr;
-        was_down = true;
+      if (!ok || !check()) {
+        drop("unreachable");
         for (int i = 0; i < 5 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
         continue;
       }
+      up_ = true;
       if (was_down) {
         spdlog::info("store events: listening again on {}", redacted_);
         emit(StoreEvent::Resync, "");
@@ -517,18 +548,16 @@ void PostgresStore::listen_loop() {
     pollfd p{PQsocket(c), POLLIN, 0};
     ::poll(&p, 1, 200);
     if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK) {
-      spdlog::warn("store events: connection to {} lost: {}", redacted_, trim(PQerrorMessage(c)));
-      PQfinish(c);
-      c = nullptr;
-      was_down = true;
+      drop("connection lost");
       continue;
     }
-    while (PGnotify* n = PQnotifies(c)) {
-      const std::string ch = n->relname, id = n->extra ? n->extra : "";
-      PQfreemem(n);
-      if (ch == "tsm_submit") emit(StoreEvent::Submitted, id);
-      else if (ch == "tsm_done") emit(StoreEvent::Done, id);
-      else if (ch == "tsm_cancel") emit(StoreEvent::Cancel, id);
+    drain();
+    if (Clock::now() >= next_check) {
+      if (!check()) {
+        drop("check failed");
+        continue;
+      }
+      drain();  // notifications that arrived with the check's answer
     }
   }
   if (c) PQfinish(c);

@@ -7,7 +7,10 @@
 // request_cancel tsm_cancel, each with the job id as payload and delivered at commit.
 // Connections: one for statements (guarded by a mutex; re-established at the next call after it
 // broke, so the process recovers by itself when the database returns), one LISTEN connection on
-// its own thread (started by on_event(); re-established every 0.5 s while down, then Resync).
+// its own thread for the store's whole life (re-established every 0.5 s while down, then Resync),
+// which also checks the database every second (health(): what /readyz reads, so that no I/O thread
+// waits on the database). Errors of an unreachable database or a dropped connection are
+// StoreUnavailable (store.h); the rest tsm::Error.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -73,10 +76,15 @@ class PostgresStore : public MetadataStore {
   bool shared() const override { return true; }
   void on_event(std::function<void(StoreEvent, const std::string& id)> handler) override;
   bool reachable() override;
+  Health health() override { return {up_.load(), schema_seen_.load()}; }
   std::string describe() const override { return redacted_; }
 
   class Result;
-  struct Param;
+  /// One statement parameter: text, or bytea sent in binary.
+  struct Param {
+    std::string value;
+    bool binary = false;
+  };
   class Tx;
 
  private:
@@ -92,6 +100,8 @@ class PostgresStore : public MetadataStore {
   std::function<void(StoreEvent, const std::string&)> handler_;
   std::thread listener_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> up_{true};      ///< the event thread's last check of the database answered
+  std::atomic<int> schema_seen_{0};  ///< the schema version that check read
 };
 
 }  // namespace tsm::server

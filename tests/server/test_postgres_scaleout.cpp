@@ -1,12 +1,14 @@
 // Scale-out on PostgreSQL against real processes: tensorslm-server API and worker processes (their
 // own data dirs, one shared blob dir) on one throw-away PostgreSQL cluster (tests/support/pg_cluster.h;
 // skipped with a message when PostgreSQL is absent, a failure under CI=true). Covers: jobs submitted
-// round-robin to two API processes are run once each by two worker processes and visible from both
+// round-robin to two API processes are run once each by three worker processes and visible from both
 // APIs, a ?wait long poll on one API process woken by a worker of another process; a worker killed
 // with SIGKILL mid-job has its job taken over once its (short) lease expires, ending succeeded with
 // attempts 2, one artifact and one publish; cancel through the other API process ends the job
 // canceled; servers starting at once migrate once; /readyz follows the database going away and
-// coming back, without a restart; worker processes serve only /healthz, /readyz and /metrics.
+// coming back, without a restart; the database restarted while jobs are queued and running loses
+// none of them (each ends succeeded, one publish each) and every process recovers by itself;
+// worker processes serve only /healthz, /readyz and /metrics.
 #include <regex>
 
 #include "server_harness.h"
@@ -95,12 +97,13 @@ int poll_status(uint16_t port, const std::string& path, int want) {
 
 }  // namespace
 
-TEST_F(ScaleOut, JobsRoundRobinOverTwoApisRunOnceOnTwoWorkers) {
+TEST_F(ScaleOut, JobsRoundRobinOverTwoApisRunOnceOnThreeWorkers) {
   Server& api1 = start("api");
   Server& api2 = start("api");
   Server& w1 = start("worker", {"--workers", "2"});
   Server& w2 = start("worker");
-  ASSERT_TRUE(api1.port() && api2.port() && w1.port() && w2.port());
+  Server& w3 = start("worker");
+  ASSERT_TRUE(api1.port() && api2.port() && w1.port() && w2.port() && w3.port());
   // A worker serves nothing but the operations endpoints.
   EXPECT_EQ(GET(w1.port(), "/healthz").status, 200);
   EXPECT_EQ(GET(w1.port(), "/readyz").status, 200);
@@ -121,8 +124,10 @@ TEST_F(ScaleOut, JobsRoundRobinOverTwoApisRunOnceOnTwoWorkers) {
     EXPECT_EQ(other["result"]["artifact"]["sha256"], r.js()["result"]["artifact"]["sha256"]);
   }
   // Each job claimed exactly once, all by the workers (the API processes claim none).
-  const double c1 = metric(w1.port(), "tensorslm_queue_claims_total"), c2 = metric(w2.port(), "tensorslm_queue_claims_total");
-  EXPECT_EQ(c1 + c2, 30) << c1 << " + " << c2;
+  const double c1 = metric(w1.port(), "tensorslm_queue_claims_total"), c2 = metric(w2.port(), "tensorslm_queue_claims_total"),
+               c3 = metric(w3.port(), "tensorslm_queue_claims_total");
+  EXPECT_EQ(c1 + c2 + c3, 30) << c1 << " + " << c2 << " + " << c3;
+  EXPECT_EQ(metric(w3.port(), "tensorslm_queue_takeovers_total"), 0);
   EXPECT_EQ(metric(api1.port(), "tensorslm_queue_claims_total"), 0);
   EXPECT_EQ(metric(api2.port(), "tensorslm_queue_takeovers_total"), 0);
   EXPECT_EQ(metric(w1.port(), "tensorslm_queue_depth"), 0);
@@ -218,6 +223,47 @@ TEST_F(ScaleOut, ReadinessFollowsTheDatabaseAndRecoversWithoutARestart) {
   const std::string id = submit(api.port(), up);
   auto r = GET(api.port(), "/v1/jobs/" + id + "?wait=300");
   EXPECT_EQ(r.js()["state"], "succeeded") << r.body;
+}
+
+// The database restarts (fast shutdown: every connection dropped) while one job runs and others
+// wait: no process is restarted, every job ends succeeded with exactly one publish, and the
+// processes serve and run jobs afterwards.
+TEST_F(ScaleOut, ADatabaseRestartMidRunLosesNoJobAndProcessesRecover) {
+  Server& api1 = start("api");
+  Server& api2 = start("api");
+  Server& w1 = start("worker", {"--lease-s", "5"});
+  Server& w2 = start("worker", {"--lease-s", "5"});
+  const std::string big = upload(api1.port(), 30000), small = upload(api2.port(), 200);
+  std::vector<std::string> ids;
+  auto publish = [](size_t i) { return json{{"publish", {{"model", "m"}, {"tag", "v" + std::to_string(i)}}}}; };
+  for (size_t i = 0; i < 3; ++i) ids.push_back(submit(api1.port(), big, publish(ids.size())));
+  for (size_t i = 0; i < 9; ++i) ids.push_back(submit(i % 2 ? api1.port() : api2.port(), small, publish(ids.size())));
+  ASSERT_EQ(poll_job(api1.port(), ids[0], is_running, 120)["state"], "running");
+  const std::string db = uri_.substr(uri_.rfind('/') + 1);
+  const int queued = std::stoi(pg_->exec(db, "SELECT COUNT(*) FROM jobs WHERE state='queued'").at(0));
+  pg_->stop();
+  // Every process sees the database go away (its own background check), and keeps running.
+  for (Server* s : {&api1, &api2, &w1, &w2}) EXPECT_EQ(poll_status(s->port(), "/readyz", 503), 503);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  pg_->start();
+  for (Server* s : {&api1, &api2, &w1, &w2}) EXPECT_EQ(poll_status(s->port(), "/readyz", 200), 200) << s->log();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto r = GET(i % 2 ? api2.port() : api1.port(), "/v1/jobs/" + ids[i] + "?wait=600");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.js()["state"], "succeeded") << r.body;
+  }
+  EXPECT_GT(queued, 0);  // the restart came with jobs still waiting
+  // Each job published exactly once: a run that lost its lease (or its connection at commit) wrote nothing.
+  EXPECT_EQ(pg_->exec(db, "SELECT COUNT(*) FROM jobs").at(0), std::to_string(ids.size()));
+  EXPECT_EQ(pg_->exec(db, "SELECT COUNT(*) FROM jobs WHERE state='succeeded'").at(0), std::to_string(ids.size()));
+  EXPECT_EQ(pg_->exec(db, "SELECT COUNT(*) FROM model_versions").at(0), std::to_string(ids.size()));
+  EXPECT_EQ(pg_->exec(db, "SELECT COUNT(DISTINCT job_id) FROM model_versions").at(0), std::to_string(ids.size()));
+  EXPECT_EQ(GET(api2.port(), "/v1/models/m").js()["versions"].size(), ids.size());
+  // Recovered without a restart: a new job through either API runs.
+  const std::string id = submit(api2.port(), small);
+  auto r = GET(api1.port(), "/v1/jobs/" + id + "?wait=300");
+  EXPECT_EQ(r.js()["state"], "succeeded") << r.body;
+  EXPECT_EQ(metric(w1.port(), "tensorslm_store_up"), 1);
 }
 
 TEST_F(ScaleOut, RolesOtherThanAllNeedASharedStore) {
