@@ -6,7 +6,7 @@ BIN    := build/$(PRESET)/bin
 # commit (CI's) reuses this one's objects.
 export CCACHE_BASEDIR := $(CURDIR)
 
-.PHONY: deps configure build test run bench clean pi-test fuzz
+.PHONY: deps configure build test run bench clean pi-test fuzz sanitize
 deps:
 	@bash scripts/install-deps.sh
 
@@ -34,6 +34,11 @@ bench: build
 # tensorslm-agent and the client tests (build/aarch64), runs the tests under qemu-aarch64.
 pi-test:
 	@bash scripts/pi-test.sh
+
+# The suite under AddressSanitizer + UBSan (all but the heavy label) and ThreadSanitizer (server and
+# client tests): build/asan, build/tsan; SANITIZERS="asan" picks one.
+sanitize:
+	@bash scripts/sanitize.sh
 
 # libFuzzer targets (fuzz/, preset fuzz: clang + ASan/UBSan; builds only them): each runs FUZZ_SECONDS on
 # its corpus (FUZZ_TARGETS picks some). Crash inputs land in build/fuzz/crashes/<target>/.

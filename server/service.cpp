@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "http/http_server.h"
 #include "spec/job_spec.h"
+#include "store/orphan_sweep.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 
@@ -61,6 +62,14 @@ uint16_t Service::start() {
     a.store = std::make_unique<SqliteStore>(a.config.store.empty() ? a.config.data_dir + "/tensorslm.db"
                                                                    : a.config.store.substr(std::string("sqlite:").size()));
   a.blobs = std::make_unique<BlobStore>(blob_dir, a.store->shared() ? shared_tmp_name(a.config) : "tmp");
+  {  // what a kill -9 left between a rename into place and its row (orphan_sweep.h)
+    const auto min_age = a.store->shared() ? std::chrono::seconds(std::chrono::hours(24)) : std::chrono::seconds(0);
+    const SweepResult swept = sweep_unreferenced(*a.blobs, *a.store, a.models_dir, min_age);
+    if (swept.blobs > 0 || swept.model_dirs > 0)
+      spdlog::warn("start-up: removed {} unreferenced blob(s) ({} bytes) and {} unreferenced model director(ies) left by an "
+                   "interrupted upload or job",
+                   swept.blobs, swept.bytes, swept.model_dirs);
+  }
   a.auth = std::make_unique<Authenticator>(a.config.tokens);
   QueueOptions q;
   q.worker_id = a.config.worker_id;
@@ -92,7 +101,7 @@ uint16_t Service::start() {
     counter("tensorslm_queue_leases_lost_total", "Jobs this process stopped because another worker took their lease.",
             qc.leases_lost.load());
     o += "# HELP tensorslm_store_up 1 while the metadata store answers.\n# TYPE tensorslm_store_up gauge\n";
-    o += std::string("tensorslm_store_up ") + (a.store->reachable() ? "1" : "0") + "\n";
+    o += std::string("tensorslm_store_up ") + (a.store->health().up ? "1" : "0") + "\n";
     o += "# HELP tensorslm_jobs_running Jobs on a worker now.\n# TYPE tensorslm_jobs_running gauge\n";
     o += "tensorslm_jobs_running " + std::to_string(a.jobs->running()) + "\n";
     o += "# HELP tensorslm_jobs Jobs in the store by state.\n# TYPE tensorslm_jobs gauge\n";

@@ -74,7 +74,7 @@ void run(const CompressModelArgs& a) {
     json spec;
     try {
       spec = json::parse(read_file(a.spec, 64 << 20));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw Error("--spec " + a.spec + ": not JSON (" + e.what() + ")");
     }
     if (spec.is_object() && spec.contains("spec")) spec = spec["spec"];  // a planner report

@@ -227,12 +227,13 @@ tensorslm::v1::DeviceReport Agent::measure(const FollowedModel& m, const std::st
   w->set_threads(static_cast<uint32_t>(cfg_.workload.threads));
   w->set_embedding(cfg_.runtime.embedding);
   w->set_head(cfg_.runtime.head);
-  WorkloadInput in{path, "compressed", cfg_.runtime.embedding, cfg_.runtime.head, cfg_.runtime.base_model_dir};
+  // The file's content hash was checked once, after its download (check_artifact_file above).
+  WorkloadInput in{path, "compressed", cfg_.runtime.embedding, cfg_.runtime.head, cfg_.runtime.base_model_dir, ContentCheck::kSkip};
   *rep.add_runs() = run_workload(in, cfg_.workload, meter_.get(), idle_w, &stop_);
   w->set_prompts(static_cast<uint32_t>(rep.runs(0).queries_size() / std::max(1, cfg_.workload.repetitions)));
   if (cfg_.workload.dense_ab && !stop_) {
     try {
-      WorkloadInput dense{path, "dense", "dense", "materialize", cfg_.runtime.base_model_dir};
+      WorkloadInput dense{path, "dense", "dense", "materialize", cfg_.runtime.base_model_dir, ContentCheck::kSkip};
       *rep.add_runs() = run_workload(dense, cfg_.workload, meter_.get(), idle_w, &stop_);
     } catch (const std::exception& e) {
       log_line("model " + m.name + ": dense A/B run failed: " + e.what());

@@ -63,7 +63,7 @@ AgentConfig parse_agent_config(const std::string& text) {
   json j;
   try {
     j = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw FormatError(std::string("agent config is not valid JSON: ") + e.what());
   }
   only_keys(j, "", {"server", "token", "token_file", "device_id", "models", "poll_interval_s", "remeasure_interval_s", "data_dir",

@@ -68,8 +68,8 @@ tensorslm::v1::RunSummary run_workload(const WorkloadInput& in, const WorkloadCo
   // Cold start: open the weights, build the transformer and the tokenizer.
   const double cold_j0 = meter ? meter->joules() : 0;
   const auto cold_t0 = std::chrono::steady_clock::now();
-  ModelWeights weights = in.base_model_dir.empty() ? ModelWeights::open(in.model_path)
-                                                  : ModelWeights::open(in.base_model_dir, in.model_path);
+  ModelWeights weights = in.base_model_dir.empty() ? ModelWeights::open(in.model_path, "", in.content_check)
+                                                  : ModelWeights::open(in.base_model_dir, in.model_path, in.content_check);
   LoadOptions lo;
   lo.embedding = parse_embedding_mode(in.embedding);
   lo.head = parse_head_mode(in.head);

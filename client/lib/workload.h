@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "energy/energy_meter.h"
+#include "formats/artifact_io.h"
 #include "lib/agent_config.h"
 #include "report.pb.h"
 
@@ -29,6 +30,9 @@ struct WorkloadInput {
   std::string embedding = "auto";      ///< auto | dense | tt
   std::string head = "materialize";
   std::string base_model_dir;          ///< HF dir the artifact's tensors override ("" = whole-model artifact)
+  /// kSkip when the caller has verified the artifact's content hash (the agent, once after each
+  /// download), so that the cold start measures the load, not a second hash.
+  ContentCheck content_check = ContentCheck::kVerify;
 };
 
 /// Power with nothing running, from `meter` over `seconds`; 0 when meter is null or seconds <= 0.

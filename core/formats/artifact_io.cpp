@@ -43,6 +43,13 @@ void validate(const v1::Artifact& a) {
       shape.push_back(static_cast<int64_t>(d));
     }
     shape_numel(shape);
+    if (t.source_dtype() != v1::DTYPE_UNSPECIFIED) {  // fuzzing found an unknown one, refused only at export
+      try {
+        (void)from_proto(t.source_dtype());
+      } catch (const FormatError&) {
+        throw FormatError("artifact tensor '" + t.name() + "' has an unknown source dtype " + std::to_string(int(t.source_dtype())));
+      }
+    }
     check_params_json(t.params_json(), "tensor '" + t.name() + "'");
     std::set<std::string> arrays;
     for (const auto& arr : t.arrays()) {

@@ -21,7 +21,10 @@ const json* get(const json& c, const char* key) {
   return &*it;
 }
 
-int64_t req_int(const json& c, const char* key, int64_t lo = 1, int64_t hi = int64_t(1) << 40) {
+// Sizes are at most 2^31 - 1 (every real model's are far below), so that a product of two fits int64.
+constexpr int64_t kMaxSize = (int64_t(1) << 31) - 1;
+
+int64_t req_int(const json& c, const char* key, int64_t lo = 1, int64_t hi = kMaxSize) {
   const json* v = get(c, key);
   if (!v) bad(key, "is missing");
   if (!v->is_number_integer()) bad(key, "must be an integer, found " + v->dump());
@@ -30,7 +33,7 @@ int64_t req_int(const json& c, const char* key, int64_t lo = 1, int64_t hi = int
   return x;
 }
 
-int64_t opt_int(const json& c, const char* key, int64_t dflt, int64_t lo = 1, int64_t hi = int64_t(1) << 40) {
+int64_t opt_int(const json& c, const char* key, int64_t dflt, int64_t lo = 1, int64_t hi = kMaxSize) {
   return get(c, key) ? req_int(c, key, lo, hi) : dflt;
 }
 
@@ -166,15 +169,26 @@ const char* arch_name(Arch a) {
 }
 
 int64_t ModelConfig::param_count() const {
-  int64_t p = vocab * embed_dim + (learned_positions ? (max_positions + position_offset) * d_model : 0);
-  if (embed_dim != d_model) p += 2 * embed_dim * d_model;
-  const int64_t norm = rms_norm ? d_model : 2 * d_model;
-  int64_t layer = 2 * norm + d_model * (q_dim() + 2 * kv_dim()) + q_dim() * d_model;
-  if (attn_bias) layer += q_dim() + 2 * kv_dim() + d_model;
-  layer += (gated_mlp ? 3 : 2) * d_model * d_ff;
-  if (mlp_bias) layer += (gated_mlp ? 2 : 1) * d_ff + d_model;
-  p += n_layer * layer + (final_norm ? norm : 0);
-  if (!tied_head) p += vocab * embed_dim;
+  // Checked: sizes of 2^31 each multiply past int64 (fuzzing found one); such a config is refused.
+  const auto mul = [](int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r)) throw FormatError("config.json: the model it describes has more than 2^63 parameters");
+    return r;
+  };
+  const auto add = [](int64_t a, int64_t b) {
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) throw FormatError("config.json: the model it describes has more than 2^63 parameters");
+    return r;
+  };
+  int64_t p = add(mul(vocab, embed_dim), learned_positions ? mul(add(max_positions, position_offset), d_model) : 0);
+  if (embed_dim != d_model) p = add(p, mul(2, mul(embed_dim, d_model)));
+  const int64_t norm = rms_norm ? d_model : mul(2, d_model);
+  int64_t layer = add(add(mul(2, norm), mul(d_model, add(q_dim(), mul(2, kv_dim())))), mul(q_dim(), d_model));
+  if (attn_bias) layer = add(layer, add(add(q_dim(), mul(2, kv_dim())), d_model));
+  layer = add(layer, mul(gated_mlp ? 3 : 2, mul(d_model, d_ff)));
+  if (mlp_bias) layer = add(layer, add(mul(gated_mlp ? 2 : 1, d_ff), d_model));
+  p = add(p, add(mul(n_layer, layer), final_norm ? norm : 0));
+  if (!tied_head) p = add(p, mul(vocab, embed_dim));
   return p;
 }
 

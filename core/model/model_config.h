@@ -42,7 +42,8 @@ struct ModelConfig {
 
   int64_t q_dim() const { return n_head * head_dim; }
   int64_t kv_dim() const { return n_kv_head * head_dim; }
-  /// Parameters of the dense model (weights and biases, head counted once when tied).
+  /// Parameters of the dense model (weights and biases, head counted once when tied). Throws
+  /// tsm::FormatError when that count does not fit int64.
   int64_t param_count() const;
 };
 

@@ -99,12 +99,26 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::from_json(const vo
       added.emplace_back(at["content"].get<std::string>(), at["id"].get<int32_t>());
       max_id = std::max(max_id, added.back().second);
     }
+  // Vocabularies are dense; a sparse one would make id_to_token_ as large as its largest id.
+  const size_t n_tokens = t->vocab_.size() + added.size();
+  if (max_id >= 0 && size_t(max_id) >= 4 * n_tokens + 1024)
+    bad("token id " + std::to_string(max_id) + " is far beyond the " + std::to_string(n_tokens) + " tokens (a sparse vocabulary)");
   t->id_to_token_.assign(size_t(max_id + 1), "");
   t->is_added_.assign(size_t(max_id + 1), false);
-  for (const auto& [tok, id] : t->vocab_) t->id_to_token_[id] = tok;
+  std::vector<char> has(size_t(max_id + 1), 0);
+  // One token per id: a second one would make decode(encode(text)) differ from text.
+  for (const auto& [tok, id] : t->vocab_) {
+    if (has[size_t(id)]) bad("model.vocab gives id " + std::to_string(id) + " to both '" + t->id_to_token_[id] + "' and '" + tok + "'");
+    t->id_to_token_[id] = tok;
+    has[size_t(id)] = 1;
+  }
   for (const auto& [tok, id] : added) {
+    if (id < 0) bad("added token '" + tok + "' has a negative id");
+    if (has[size_t(id)] && t->id_to_token_[id] != tok)
+      bad("added token '" + tok + "' has id " + std::to_string(id) + ", which model.vocab gives to '" + t->id_to_token_[id] + "'");
     t->id_to_token_[id] = tok;
     t->is_added_[id] = true;
+    has[size_t(id)] = 1;
   }
   std::sort(added.begin(), added.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   t->added_ = std::move(added);

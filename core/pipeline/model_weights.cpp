@@ -11,7 +11,7 @@
 
 namespace tsm {
 
-ModelWeights ModelWeights::open(const std::string& model_path, const std::string& artifact_path) {
+ModelWeights ModelWeights::open(const std::string& model_path, const std::string& artifact_path, ContentCheck check) {
   std::optional<HfModelDir> dir;
   std::shared_ptr<const v1::Artifact> art;
   std::error_code ec;
@@ -20,11 +20,11 @@ ModelWeights ModelWeights::open(const std::string& model_path, const std::string
   } else if (std::filesystem::exists(model_path, ec)) {
     if (!artifact_path.empty())
       throw Error("'" + model_path + "' is an artifact file; --artifact combines an artifact with a model directory");
-    art = std::make_shared<v1::Artifact>(read_artifact(model_path));
+    art = std::make_shared<v1::Artifact>(read_artifact(model_path, check));
   } else {
     throw Error("model '" + model_path + "' does not exist (expected an HF model directory or a .tsm artifact)");
   }
-  if (!artifact_path.empty()) art = std::make_shared<v1::Artifact>(read_artifact(artifact_path));
+  if (!artifact_path.empty()) art = std::make_shared<v1::Artifact>(read_artifact(artifact_path, check));
   ModelWeights w = from_parts(std::move(dir), std::move(art));
   if (w.dir_ && w.artifact_) w.origin_ = "model dir '" + model_path + "' + artifact '" + artifact_path + "'";
   else if (w.dir_) w.origin_ = "model dir '" + model_path + "'";

@@ -11,6 +11,7 @@
 
 #include "artifact.pb.h"
 #include "common/matrix.h"
+#include "formats/artifact_io.h"
 #include "formats/hf_model_dir.h"
 
 namespace tsm {
@@ -21,8 +22,10 @@ class ModelWeights {
  public:
   /// `model_path`: an HF model directory or a whole-model artifact file (.tsm). `artifact_path`
   /// (optional): an artifact whose tensors replace those of the same name in the model.
-  /// Throws tsm::Error naming the path when neither holds a config.json.
-  static ModelWeights open(const std::string& model_path, const std::string& artifact_path = "");
+  /// Throws tsm::Error naming the path when neither holds a config.json. Artifact files are checked
+  /// against their content hash unless `check` is kSkip (the caller verified this file already).
+  static ModelWeights open(const std::string& model_path, const std::string& artifact_path = "",
+                           ContentCheck check = ContentCheck::kVerify);
   /// The same from parts already in memory (either may be absent, not both).
   static ModelWeights from_parts(std::optional<HfModelDir> dir, std::shared_ptr<const v1::Artifact> artifact);
 

@@ -26,6 +26,8 @@ nlohmann::json parse_json_body(const Request& r) {
   } catch (const nlohmann::json::parse_error& e) {
     throw HttpError(http::status::bad_request, std::string("malformed JSON: ") + e.what(),
                     {{"offset", e.byte > 0 ? e.byte - 1 : 0}});
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number past double's range (1e405)
+    throw HttpError(http::status::bad_request, std::string("malformed JSON: ") + e.what());
   }
 }
 

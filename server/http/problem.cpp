@@ -4,7 +4,7 @@
 #include <system_error>
 
 #include "common/error.h"
-#include "store/storage_full.h"
+#include "store/storage_error.h"
 
 namespace tsm::server {
 
@@ -42,6 +42,17 @@ StringResponse problem_for(const std::exception& e) {
     extra["reason"] = "disk_full";
     return problem(http::status::insufficient_storage,
                    std::string(e.what()) + " (the server's disk is full: free space, e.g. DELETE unused uploads, then retry)",
+                   extra);
+  }
+  if (dynamic_cast<const StoreUnavailable*>(&e)) {
+    extra["reason"] = "store_unavailable";
+    return problem(http::status::service_unavailable,
+                   std::string(e.what()) + " (the server's database is unreachable; nothing was changed: retry shortly)", extra);
+  }
+  if (dynamic_cast<const StorageError*>(&e)) {
+    extra["reason"] = "storage_error";
+    return problem(http::status::internal_server_error,
+                   std::string(e.what()) + " (the server cannot write its data directory; nothing was kept: retry later, or tell its operator)",
                    extra);
   }
   if (const auto* h = dynamic_cast<const HttpError*>(&e)) {

@@ -27,8 +27,10 @@ struct HttpError : std::runtime_error {
 
 /// The problem response for an exception (the one mapping of the HTTP edge): HttpError as it says;
 /// tsm::OptionError 400 with `field`; tsm::UnsupportedFormat 415; tsm::ParamError 422 with
-/// `field`; tsm::FormatError 422 with `offset` when known; StorageFull (store/store.h) and a
-/// std::system_error with ENOSPC / EDQUOT 507 with reason "disk_full"; any other tsm::Error 400;
+/// `field`; tsm::FormatError 422 with `offset` when known; StorageFull (store/storage_error.h) and a
+/// std::system_error with ENOSPC / EDQUOT 507 with reason "disk_full"; any other StorageError 500
+/// with reason "storage_error", but StoreUnavailable 503 with reason "store_unavailable"; any other
+/// tsm::Error 400;
 /// anything else 500. A tsm::Error's details become members of the problem object. Never throws on bad bytes.
 StringResponse problem_for(const std::exception& e);
 

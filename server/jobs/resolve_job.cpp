@@ -95,7 +95,7 @@ v1::ResolvedJob resolve_whole_model(const v1::JobSpec& spec, const UploadRecord&
   if (std::filesystem::exists(model_dir + "/config.json")) {
     try {
       config = json::parse(read_file(model_dir + "/config.json", 1 << 20));
-    } catch (const json::parse_error&) {  // as for a model without one: no architecture-dependent checks
+    } catch (const json::exception&) {  // as for a model without one: no architecture-dependent checks
     }
   }
   std::vector<MethodRule> rules;
@@ -151,7 +151,7 @@ void check_plan_job(const v1::JobSpec& spec, const UploadRecord& u, const std::s
   try {
     config = json::parse(read_file(model_dir + "/config.json", 1 << 20));
     cfg = parse_model_config(config);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw ParamError("plan", "the planner runs the model to measure KL, and config.json of upload " + u.id + " is not JSON: " + e.what());
   } catch (const Error& e) {
     throw ParamError("plan", "the planner runs the model to measure KL, and the runtime cannot run upload " + u.id + ": " + e.what());

@@ -46,7 +46,7 @@ BlobSink::BlobSink(const std::string& tmp_dir) {
   path_ = tmp_dir + "/upload-" + random_hex(16);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0 && no_space(errno)) full_ = true;  // said by finish(), after the body
-  else if (fd_ < 0) throw Error("cannot create " + path_ + ": " + std::strerror(errno));
+  else if (fd_ < 0) throw StorageError("cannot create " + path_ + ": " + std::strerror(errno));
 }
 
 void BlobSink::disk_full() {
@@ -94,7 +94,7 @@ void BlobSink::write_fd(const char* p, size_t n) {
     if (w < 0) {
       if (errno == EINTR) continue;
       if (no_space(errno)) return disk_full();
-      throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+      throw StorageError("cannot write " + path_ + ": " + std::strerror(errno));
     }
     p += w;
     n -= static_cast<size_t>(w);
@@ -157,7 +157,7 @@ std::string BlobStore::adopt(const std::string& temp_path, const std::string& sh
   fs::create_directories(dir, ec);
   if (ec == std::errc::no_space_on_device)
     throw StorageFull("the disk is full: cannot create the blob directory " + dir);
-  if (ec) throw Error("cannot create " + dir + ": " + ec.message());
+  if (ec) throw StorageError("cannot create " + dir + ": " + ec.message());
   if (fs::exists(dst)) {
     fs::remove(temp_path);
     return dst;
@@ -165,7 +165,7 @@ std::string BlobStore::adopt(const std::string& temp_path, const std::string& sh
   uint64_t size = fs::file_size(temp_path);
   if (::rename(temp_path.c_str(), dst.c_str()) != 0) {
     if (no_space(errno)) throw StorageFull("the disk is full: cannot move " + temp_path + " to " + dst);
-    throw Error("cannot move " + temp_path + " to " + dst + ": " + std::strerror(errno));
+    throw StorageError("cannot move " + temp_path + " to " + dst + ": " + std::strerror(errno));
   }
   fsync_dir(dir);
   bytes_stored_ += size;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/sha256.h"
-#include "store/storage_full.h"
+#include "store/storage_error.h"
 
 namespace tsm::server {
 
@@ -73,6 +73,7 @@ class BlobStore {
   /// Removes the blob (garbage collection once nothing references it).
   void remove(std::string_view sha256);
   uint64_t bytes_stored() const { return bytes_stored_.load(); }
+  const std::string& root() const { return root_; }
   /// Held while a blob gains its first row (adopt() to the row's insert) or loses its last (the
   /// row's delete to remove()), so that the two never interleave. Taken before the metadata store's.
   std::mutex& refs_mutex() { return refs_mu_; }

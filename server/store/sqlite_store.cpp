@@ -7,18 +7,24 @@
 
 #include "common/error.h"
 #include "spec/job_spec.h"
-#include "store/storage_full.h"
+#include "store/storage_error.h"
 
 #include <google/protobuf/util/json_util.h>
 
 namespace tsm::server {
 namespace {
 
-/// The error of a failed statement: a full disk is StorageFull (HTTP 507), the rest tsm::Error.
+/// The error of a failed statement: a full disk is StorageFull (HTTP 507), a file that cannot be
+/// read or written StorageError (500), the rest tsm::Error.
 [[noreturn]] void throw_sqlite(sqlite3* db, int rc, const std::string& what) {
-  if ((rc & 0xff) == SQLITE_FULL)
-    throw StorageFull("the disk is full: the database cannot grow (" + std::string(sqlite3_errmsg(db)) + "); nothing was written");
-  throw Error(what + ": " + sqlite3_errmsg(db));
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      throw StorageFull("the disk is full: the database cannot grow (" + std::string(sqlite3_errmsg(db)) + "); nothing was written");
+    case SQLITE_IOERR: case SQLITE_READONLY: case SQLITE_CANTOPEN: case SQLITE_PERM: case SQLITE_CORRUPT: case SQLITE_NOTADB:
+      throw StorageError(what + ": the database file cannot be used (" + std::string(sqlite3_errmsg(db)) + "); nothing was written");
+    default:
+      throw Error(what + ": " + sqlite3_errmsg(db));
+  }
 }
 
 // Versioned schema: never edit an entry, append a new one. A migration is a schema change, then

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "job.pb.h"
+#include "store/storage_error.h"
 
 namespace tsm::server {
 
@@ -165,8 +166,16 @@ class MetadataStore {
   virtual bool shared() const { return false; }
   /// Events from other processes; a store without them never calls `handler`.
   virtual void on_event(std::function<void(StoreEvent, const std::string& id)> handler) { (void)handler; }
-  /// False while the database cannot be reached (readiness).
+  /// False while the database cannot be reached: asks the database now (may block on it).
   virtual bool reachable() { return true; }
+  /// What the store's own background check last saw (a shared store: its event thread, at most
+  /// ~1 s old), for the I/O threads (/readyz): never blocks on a database. Embedded stores answer
+  /// from reachable() and schema_version() themselves.
+  struct Health {
+    bool up = true;
+    int schema_version = 0;
+  };
+  virtual Health health() { return {reachable(), schema_version()}; }
   /// Where the store is, safe to log (no password).
   virtual std::string describe() const = 0;
 };

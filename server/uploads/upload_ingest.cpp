@@ -71,7 +71,7 @@ void check_finite_file(const std::string& path, uint64_t offset, DType dtype, co
   const size_t es = dtype_size(dtype);
   const uint64_t n = static_cast<uint64_t>(shape_numel(shape));
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("cannot read " + path);
+  if (fd < 0) throw StorageError("cannot read " + path + ": " + std::strerror(errno));
   std::vector<char> raw((4u << 20) / es * es);  // (chunk elements * es) bytes
   NonFinite nf;
   for (uint64_t i = 0; i < n;) {
@@ -153,10 +153,16 @@ void write_all(int fd, const char* p, size_t n, const std::string& path) {
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == ENOSPC || errno == EDQUOT))
       throw StorageFull("the disk is full: the tar upload cannot be extracted; nothing was kept");
-    if (w <= 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
+    if (w <= 0) throw StorageError("cannot write " + path + ": " + std::strerror(errno));
     p += w;
     n -= static_cast<size_t>(w);
   }
+}
+
+/// libarchive's message for the last error of `a`; it may have none (NULL), which fuzzing found.
+std::string archive_error(struct archive* a) {
+  const char* m = archive_error_string(a);
+  return m ? m : "unreadable data (libarchive gave no reason)";
 }
 
 /// Extracts regular files of a tar (optionally compressed) into `dir`, within `lim` (413 past any bound,
@@ -169,7 +175,7 @@ void extract_tar(const std::string& tar, const std::string& dir, const TarLimits
   archive_read_support_filter_all(a);
   std::unique_ptr<struct archive, decltype(&archive_read_free)> guard(a, archive_read_free);
   if (archive_read_open_filename(a, tar.c_str(), kTarReadBlock) != ARCHIVE_OK)
-    reject(std::string("not a readable tar: ") + archive_error_string(a));
+    reject("not a readable tar: " + archive_error(a));
   // Bytes read from the upload (compressed) and bytes of tar stream decompressed from them.
   auto compressed = [a] { return static_cast<uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(a, -1))); };
   auto expanded = [a] { return static_cast<uint64_t>(std::max<la_int64_t>(0, archive_filter_bytes(a, 0))); };
@@ -229,9 +235,9 @@ void extract_tar(const std::string& tar, const std::string& dir, const TarLimits
       check_ratio(total, compressed(), "");
       write_all(fd.fd, buf.data(), static_cast<size_t>(n), out.string());
     }
-    if (n < 0) reject("tar entry '" + raw + "' is truncated: " + std::string(archive_error_string(a)), {{"entry", raw}});
+    if (n < 0) reject("tar entry '" + raw + "' is truncated: " + archive_error(a), {{"entry", raw}});
   }
-  if (rc != ARCHIVE_EOF) reject(std::string("malformed tar: ") + archive_error_string(a));
+  if (rc != ARCHIVE_EOF) reject("malformed tar: " + archive_error(a));
 }
 
 /// The model directory inside an extraction: the root, or its single subdirectory.
@@ -392,8 +398,8 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
     }
   } catch (const Rejected&) {
     throw;  // said in full already
-  } catch (const StorageFull&) {
-    throw;  // 507: the disk's fault, not the content's
+  } catch (const StorageError&) {
+    throw;  // 507 or 500: the server's disk at fault, not the content
   } catch (const OptionError&) {
     throw;
   } catch (const UnsupportedFormat&) {
@@ -416,7 +422,7 @@ UploadRecord ingest_upload(std::shared_ptr<BlobSink> sink, const IngestOptions& 
       std::error_code ec;
       fs::rename(extracted_root, final_dir, ec);
       if (ec == std::errc::no_space_on_device) throw StorageFull("the disk is full: cannot move the extracted model into place");
-      if (ec && !fs::exists(final_dir)) throw Error("cannot move the extracted model into " + final_dir + ": " + ec.message());
+      if (ec && !fs::exists(final_dir)) throw StorageError("cannot move the extracted model into " + final_dir + ": " + ec.message());
       created_model_dir = !ec;
     }
     if (converted) {

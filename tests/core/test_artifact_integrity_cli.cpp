@@ -2,7 +2,8 @@
 // gives byte-identical files twice and whatever --threads (compress-model whatever the OpenMP thread
 // count); inspect reports verified / unverified (text and JSON); a corrupted or truncated artifact
 // is one "error:" line and exit 1 from inspect, decompress, export, eval and run; run hashes a file
-// once per file identity (the cache in $XDG_CACHE_HOME) and again after the file changes.
+// once per file identity (the cache in $XDG_CACHE_HOME) and again after the file changes; ModelWeights
+// skips the check only when its caller verified the file.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -13,7 +14,9 @@
 #include <thread>
 
 #include "common/atomic_file.h"
+#include "common/error.h"
 #include "formats/artifact_io.h"
+#include "pipeline/model_weights.h"
 #include "support/cli_fixture.h"
 
 namespace fs = std::filesystem;
@@ -122,6 +125,23 @@ TEST_F(IntegrityCli, CorruptedOrTruncatedArtifactsAreOneLineErrors) {
   expect_one_line_error("inspect " + cut, "truncated");
   expect_one_line_error(run_args(cut), "truncated");
   EXPECT_FALSE(fs::exists(path("x.npy")));
+}
+
+// ModelWeights::open checks the content hash unless its caller says it did (the agent, once after
+// each download): a corrupted file is refused by default and loads only with ContentCheck::kSkip.
+TEST_F(IntegrityCli, ModelWeightsSkipsTheHashOnlyWhenTheCallerVerified) {
+  const std::string art = tt_artifact("emb.tsm");
+  const std::string bad = path("bad.tsm");
+  fs::copy_file(art, bad);
+  flip(bad, fs::file_size(bad) / 2);  // array data: still a well-formed artifact
+  try {
+    ModelWeights::open(fixture("gpt2-tiny"), bad);
+    ADD_FAILURE() << "a corrupted artifact was opened with the default check";
+  } catch (const tsm::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("content hash mismatch"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(ModelWeights::open(fixture("gpt2-tiny"), bad, ContentCheck::kSkip));
+  EXPECT_NO_THROW(ModelWeights::open(fixture("gpt2-tiny"), art));
 }
 
 // `run` hashes once per file identity; the second load of the unchanged file skips the hash, a

@@ -12,6 +12,7 @@
 #include "formats/npy.h"
 #include "formats/safetensors.h"
 #include "model/generate.h"
+#include "model/model_config.h"
 #include "pipeline/model_loader.h"
 
 namespace fs = std::filesystem;
@@ -140,6 +141,8 @@ TEST(ModelErrors, CorruptedConfigNamesTheField) {
       {"llama-tiny", "num_key_value_heads", 3},
       {"llama-tiny", "rms_norm_eps", "small"},
       {"llama-tiny", "vocab_size", 0},
+      {"gpt2-tiny", "n_embd", int64_t(1) << 40},  // sizes past 2^31 - 1 (their products overflowed int64)
+      {"llama-tiny", "intermediate_size", int64_t(1) << 31},
   };
   for (const auto& c : cases) {
     TempModel m(c.fixture);
@@ -149,6 +152,13 @@ TEST(ModelErrors, CorruptedConfigNamesTheField) {
     m.write_config(cfg);
     std::string err = load_error(m.dir.string());
     EXPECT_NE(err.find(c.field), std::string::npos) << c.fixture << " " << c.field << ": " << err;
+  }
+  // Sizes each in range whose parameter count does not fit int64: refused, not wrapped (UB).
+  {
+    ModelConfig big = parse_model_config(json::parse(read_file(fixture("gpt2-tiny") + "/config.json")));
+    big.vocab = big.d_model = big.embed_dim = big.d_ff = (int64_t(1) << 31) - 1;
+    big.n_layer = (int64_t(1) << 31) - 1;
+    EXPECT_THROW(big.param_count(), FormatError);
   }
   // Not JSON at all.
   TempModel m("gpt2-tiny");

@@ -59,6 +59,29 @@ TEST(Tokenizer, BadInputs) {
                FormatError);
   EXPECT_THROW(load_tokenizer(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [7]}, "pre_tokenizer": {"type": "ByteLevel"}})"),
                FormatError);
+  // One token per id, ids dense, added tokens agreeing with the vocabulary (fuzzing found a file
+  // with two tokens of one id: it loaded, and decode(encode(text)) was not text).
+  const json good = json::parse(read_file(kDir + "/tokenizer.json"));
+  auto refused = [](const json& j, const std::string& says) {
+    try {
+      load_tokenizer(j.dump());
+      ADD_FAILURE() << "loaded; expected a FormatError saying '" << says << "'";
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  json dup = good;
+  dup["model"]["vocab"]["s"] = dup["model"]["vocab"]["\u0120an"];
+  refused(dup, "to both");
+  json sparse = good;
+  sparse["model"]["vocab"]["s"] = 2000000000;
+  refused(sparse, "sparse vocabulary");
+  json clash = good;
+  clash["added_tokens"][0]["id"] = 0;
+  refused(clash, "which model.vocab gives to");
+  json negative = good;
+  negative["added_tokens"][0]["id"] = -5;
+  refused(negative, "negative id");
   // A tokenizer kind not implemented (a Unigram model) is refused with a message that says what to do.
   try {
     load_tokenizer(R"({"model": {"type": "Unigram", "vocab": []}, "pre_tokenizer": {"type": "Metaspace"}})");

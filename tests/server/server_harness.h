@@ -139,6 +139,16 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+/// A plain tar of tests/fixtures/<name> (the model directory as a user uploads it), written under `dir`.
+inline std::string fixture_tar(const std::string& dir, const std::string& name) {
+  int rc = 0;
+  const std::string tar = dir + "/" + name + ".tar";
+  sh("tar -C " + std::string(TSM_FIXTURES_DIR) + " -cf " + tar + " " + name, &rc);
+  EXPECT_EQ(rc, 0);
+  std::ifstream in(tar, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
 /// Rows of `table` in the SQLite database at `db` (-1 when it cannot be read).
 inline int64_t count_rows(const std::string& db, const std::string& table) {
   sqlite3* h = nullptr;

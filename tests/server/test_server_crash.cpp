@@ -11,7 +11,8 @@
 //   - publishes: no model version without a succeeded job that published exactly it, no job with
 //     two versions, no model:tag twice (except where the job asked for replace: true), and every
 //     succeeded job that asked to publish has its version;
-//   - every report that got a 201 is there.
+//   - every report that got a 201 is there;
+//   - no blob file and no model directory that no row references (the start-up sweep's work).
 // TSM_CRASH_KILLS sets the number of kill points (20 by default; bench/crash_consistency.sh runs
 // 100), TSM_CRASH_SEED the random seed (printed), TSM_CRASH_JSON a file for the summary as JSON.
 //
@@ -416,7 +417,7 @@ std::vector<std::string> check_consistency(uint16_t port, const std::string& dat
   for (auto& id : L.reports)
     if (!reports.count(id)) fail("report " + id + " got a 201 but has no row");
 
-  // Blobs no row references (a kill between a blob's rename and its row): wasted space, counted.
+  // Blobs no row references (a kill between a blob's rename and its row).
   std::set<std::string> referenced = artifact_rows;
   std::set<std::string> rows_by_sha;
   for (auto& r : query(db, "SELECT sha256 FROM uploads")) rows_by_sha.insert(r[0]);
@@ -427,6 +428,9 @@ std::vector<std::string> check_consistency(uint16_t port, const std::string& dat
   *orphan_dirs = 0;  // likewise extracted models whose upload row never came (or went)
   for (auto& e : fs::directory_iterator(data + "/models", ec))
     if (!rows_by_sha.count(e.path().filename().string())) ++*orphan_dirs;
+  // The restart's sweep (server/store/orphan_sweep.h) removed them all.
+  if (*orphans > 0) fail(std::to_string(*orphans) + " blob file(s) that no row references survived the restart");
+  if (*orphan_dirs > 0) fail(std::to_string(*orphan_dirs) + " model director(ies) that no upload references survived the restart");
 
   if (request(port, http::verb::get, "/healthz").status != 200) fail("/healthz does not answer 200");
   return bad;

@@ -196,3 +196,63 @@ TEST(ServerDiskFull, AnswersInsufficientStorageAndRecovers) {
   EXPECT_EQ(srv->stop(), 0) << srv->log();
   if (HasFailure()) ADD_FAILURE() << "server log:\n" << srv->log();
 }
+
+namespace {
+
+/// `dir` bind-mounted read-only onto itself for the test's lifetime: writes under it fail with
+/// EROFS, a storage failure that is not a full disk.
+struct ReadOnlyBind {
+  std::string dir, error;
+  bool mounted = false;
+  explicit ReadOnlyBind(std::string d) : dir(std::move(d)) {
+    fs::create_directories(dir);
+    if (::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      error = std::strerror(errno);
+      return;
+    }
+    mounted = true;
+    if (::mount(nullptr, dir.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) error = std::strerror(errno);
+  }
+  void release() {
+    if (mounted && ::umount2(dir.c_str(), 0) != 0) ::umount2(dir.c_str(), MNT_DETACH);
+    mounted = false;
+  }
+  ~ReadOnlyBind() { release(); }
+};
+
+}  // namespace
+
+// A write that fails for a reason other than space (here EROFS on the models directory) is the
+// server's fault: 500 problem+json with reason storage_error, nothing kept (no temp file, blob, model
+// directory or row); once the directory is writable again the same upload is accepted.
+TEST(ServerStorageError, AnUnwritableModelsDirectoryIsA500AndNothingIsKept) {
+  if (::geteuid() != 0) {
+    if (under_ci()) FAIL() << "CI=true: the storage-error test must run as root (it bind-mounts a directory read-only)";
+    GTEST_SKIP() << "not root: cannot bind-mount the read-only directory this test needs";
+  }
+  TempDir tmp;
+  const std::string data = tmp.path + "/data";
+  auto srv = std::make_unique<ServerProcess>(data);
+  const uint16_t port = srv->port();
+  const std::string tar = fixture_tar(tmp.path, "gpt2-man");
+  const std::map<std::string, std::string> kTar = {{"Content-Type", "application/x-tar"}};
+  {
+    ReadOnlyBind ro(data + "/models");
+    ASSERT_TRUE(ro.mounted && ro.error.empty()) << "read-only bind mount of " << ro.dir << ": " << ro.error;
+    const auto r = POST(port, "/v1/uploads?name=gpt2-man", tar, kTar);
+    EXPECT_EQ(r.status, 500) << r.body;
+    ASSERT_EQ(r.header("content-type"), "application/problem+json") << r.body;
+    const json p = r.js();
+    EXPECT_EQ(p.value("reason", ""), "storage_error") << r.body;
+    EXPECT_NE(p.value("detail", "").find("cannot move the extracted model"), std::string::npos) << r.body;
+    EXPECT_EQ(GET(port, "/healthz").status, 200);
+    ro.release();
+    expect_clean(data, 0, 0, "after the 500");
+  }
+  const auto ok = POST(port, "/v1/uploads?name=gpt2-man", tar, kTar);
+  ASSERT_EQ(ok.status, 201) << ok.body;
+  EXPECT_EQ(count_rows(data + "/tensorslm.db", "uploads"), 1);
+  EXPECT_EQ(count_files(data + "/tmp"), 0);
+  EXPECT_EQ(srv->stop(), 0) << srv->log();
+  if (HasFailure()) ADD_FAILURE() << "server log:\n" << srv->log();
+}

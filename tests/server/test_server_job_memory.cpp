@@ -11,15 +11,6 @@ namespace {
 
 const std::map<std::string, std::string> kJson = {{"Content-Type", "application/json"}};
 
-std::string fixture_tar(const std::string& dir, const std::string& name) {
-  int rc = 0;
-  const std::string tar = dir + "/" + name + ".tar";
-  sh("tar -C " + std::string(TSM_FIXTURES_DIR) + " -cf " + tar + " " + name, &rc);
-  EXPECT_EQ(rc, 0);
-  std::ifstream in(tar, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
 void expect_memory_refusal(const HttpResult& r, uint64_t limit) {
   ASSERT_EQ(r.status, 422) << r.body;
   EXPECT_EQ(r.header("content-type"), "application/problem+json");

@@ -17,15 +17,6 @@ namespace {
 
 const std::map<std::string, std::string> kJson = {{"Content-Type", "application/json"}};
 
-std::string fixture_tar(const std::string& dir, const std::string& name) {
-  int rc = 0;
-  const std::string tar = dir + "/" + name + ".tar";
-  sh("tar -C " + std::string(TSM_FIXTURES_DIR) + " -cf " + tar + " " + name, &rc);
-  EXPECT_EQ(rc, 0);
-  std::ifstream in(tar, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
 std::string upload_model(uint16_t port, const std::string& dir) {
   auto r = POST(port, "/v1/uploads?name=gpt2-man", fixture_tar(dir, "gpt2-man"), {{"Content-Type", "application/x-tar"}});
   EXPECT_EQ(r.status, 201) << r.body;

@@ -157,68 +157,15 @@ HttpOptions https_opts(uint16_t port, const std::string& ca) {
   return o;
 }
 
-/// A tensorslm-server with arbitrary flags (the shared ServerProcess always passes --listen
-/// 127.0.0.1): started() once it wrote --port-file, or exit status and output when it would not start.
-class RawServer {
- public:
-  RawServer(const std::string& work, std::vector<std::string> args) : dir_(work) {
-    fs::create_directories(dir_);
-    const std::string port_file = dir_ + "/port", log = dir_ + "/server.log";
-    log_ = log;
-    fs::remove(port_file);  // a second start in the same directory must not read the first one's port
-    write_bytes(log, "");
-    args.insert(args.begin(), kBin + "/tensorslm-server");
-    for (const std::string& s : std::vector<std::string>{"--data-dir", dir_ + "/data", "--port-file", port_file})
-      args.push_back(s);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      if (FILE* f = std::fopen(log.c_str(), "w")) {
-        ::dup2(fileno(f), 1);
-        ::dup2(fileno(f), 2);
-      }
-      std::vector<char*> argv;
-      for (auto& s : args) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      std::_Exit(127);
-    }
-    for (int i = 0; i < 1000; ++i) {
-      std::ifstream in(port_file);
-      int p = 0;
-      if (in >> p && p > 0) {
-        port_ = static_cast<uint16_t>(p);
-        return;
-      }
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        rc_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+/// A tensorslm-server with arbitrary flags and no default --listen, started at construction (data in
+/// <work>/data, output in <work>/server-1.log): started() once it wrote its port, else rc() and log() say why.
+struct RawServer : ServerProcess {
+  RawServer(const std::string& work, std::vector<std::string> args) : ServerProcess(work + "/data", {}, std::move(args)) {
+    listen_from_args();
+    start();
   }
-  ~RawServer() { stop(); }
-  bool started() const { return port_ != 0; }
-  uint16_t port() const { return port_; }
-  int rc() const { return rc_; }
-  std::string log() const { return tsm::read_file(log_); }
-  int stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-      pid_ = -1;
-      rc_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    return rc_;
-  }
-
- private:
-  std::string dir_, log_;
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-  int rc_ = -1;
+  bool started() const { return port() != 0; }
+  int rc() const { return exit_code(); }
 };
 
 /// The pid of our child tensorslm-server whose command line names `data_dir` (-1 if none).

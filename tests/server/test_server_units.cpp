@@ -14,9 +14,9 @@
 #include "config/config.h"
 #include "http/metrics_registry.h"
 #include "http/router.h"
-#include "jobs/job_queue.h"
 #include "spec/job_spec.h"
 #include "store/blob_store.h"
+#include "store/orphan_sweep.h"
 #include "store/sqlite_store.h"
 
 using namespace tsm;
@@ -61,20 +61,6 @@ TEST(Router, SplitTargetDecodes) {
   EXPECT_TRUE(q.count("flag"));
   EXPECT_FALSE(split_target("/v1/%zz", path, q));
   EXPECT_FALSE(split_target("/v1/%2", path, q));
-}
-
-TEST(JobQueue, PriorityThenAgeAndBound) {
-  JobQueue q(3);
-  EXPECT_TRUE(q.push("a", 0, 1));
-  EXPECT_TRUE(q.push("b", 5, 2));
-  EXPECT_TRUE(q.push("c", 0, 3));
-  EXPECT_FALSE(q.push("d", 9, 4));  // full
-  EXPECT_TRUE(q.remove("c"));
-  EXPECT_FALSE(q.remove("c"));
-  EXPECT_EQ(*q.pop(), "b");
-  EXPECT_EQ(*q.pop(), "a");
-  q.close();
-  EXPECT_FALSE(q.pop().has_value());
 }
 
 TEST(SqliteStore, MigratesRecoversAndPaginates) {
@@ -275,6 +261,46 @@ TEST(BlobStore, StartUpRemovesStaleTempBlobs) {
   EXPECT_EQ(b.bytes_stored(), 5u);
 }
 
+// Issue 16: a kill -9 between a blob's (or an extracted model's) rename and its row's insert left
+// files no row names, forever. The start-up sweep removes those, keeps every referenced one, and
+// with a minimum age (processes sharing a store) leaves recent ones alone.
+TEST(OrphanSweep, RemovesOnlyUnreferencedBlobsAndModelDirectories) {
+  Tmp t;
+  BlobStore b(t.path);
+  SqliteStore store(t.path + "/meta.db");
+  const std::string models = t.path + "/models";
+  const std::string kept = b.put("an upload's bytes"), orphan = b.put("bytes whose row never came");
+  const std::string artifact = b.put("an artifact's bytes");
+  store.insert_upload({"u_0123456789abcdef", kept, "tar", "m", 17, "[]", 1});
+  store.insert_artifact({artifact, 19, "j_1", "int8", 1});
+  for (const std::string& sha : {kept, orphan}) {
+    fs::create_directories(models + "/" + sha);
+    std::ofstream(models + "/" + sha + "/config.json") << "{}";
+  }
+  fs::create_directories(models + "/not-a-sha");  // not ours: left alone
+  const uint64_t before = b.bytes_stored();
+
+  // A minimum age none of them has yet: nothing goes.
+  SweepResult young = sweep_unreferenced(b, store, models, std::chrono::hours(1));
+  EXPECT_EQ(young.blobs + young.model_dirs, 0);
+  EXPECT_TRUE(b.exists(orphan));
+
+  SweepResult r = sweep_unreferenced(b, store, models, std::chrono::seconds(0));
+  EXPECT_EQ(r.blobs, 1);
+  EXPECT_EQ(r.model_dirs, 1);
+  EXPECT_EQ(r.bytes, 26u);
+  EXPECT_FALSE(b.exists(orphan));
+  EXPECT_FALSE(fs::exists(models + "/" + orphan));
+  EXPECT_TRUE(b.exists(kept));
+  EXPECT_TRUE(b.exists(artifact));
+  EXPECT_TRUE(fs::exists(models + "/" + kept + "/config.json"));
+  EXPECT_TRUE(fs::exists(models + "/not-a-sha"));
+  EXPECT_EQ(b.bytes_stored(), before - 26u);
+  // Idempotent.
+  SweepResult again = sweep_unreferenced(b, store, models, std::chrono::seconds(0));
+  EXPECT_EQ(again.blobs + again.model_dirs, 0);
+}
+
 TEST(BlobStore, SinkHashesAndLeavesNothingUnlessAdopted) {
   Tmp t;
   BlobStore b(t.path);
@@ -329,6 +355,39 @@ TEST(Config, FileEnvFlagsAndRefusals) {
   EXPECT_THROW(apply_listen(c, "nonsense"), Error);
   std::ofstream(f) << "{\"workers\": \"many\"}";
   EXPECT_THROW(load_config_file(f), Error);
+}
+
+TEST(Config, WebDirFromFileThenEnvironment) {
+  Tmp t;
+  std::string f = t.path + "/c.json";
+  ::unsetenv("TENSORSLM_WEB_DIR");
+  EXPECT_EQ(Config{}.web_dir, "");  // "" = beside the executable (api/web_api.h)
+  std::ofstream(f) << "{\"web_dir\": \"/srv/dash\" // comment\n}";
+  Config c = load_config_file(f);
+  EXPECT_EQ(c.web_dir, "/srv/dash");
+  apply_env(c);  // unset: the file's value stays
+  EXPECT_EQ(c.web_dir, "/srv/dash");
+  ::setenv("TENSORSLM_WEB_DIR", "/opt/dash", 1);
+  apply_env(c);
+  EXPECT_EQ(c.web_dir, "/opt/dash");
+  ::setenv("TENSORSLM_WEB_DIR", "", 1);  // empty = not set
+  apply_env(c);
+  EXPECT_EQ(c.web_dir, "/opt/dash");
+  ::unsetenv("TENSORSLM_WEB_DIR");
+  // A config without the key keeps the base's value; a non-string is an error naming the key.
+  std::ofstream(f) << "{\"workers\": 2}";
+  EXPECT_EQ(load_config_file(f, c).web_dir, "/opt/dash");
+  for (const char* bad : {"{\"web_dir\": 7}", "{\"web_dir\": [\"a\"]}", "{\"web_dir\": null}"}) {
+    std::ofstream(f) << bad;
+    try {
+      load_config_file(f);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'web_dir'"), std::string::npos) << e.what();
+    }
+  }
+  // The documented example config parses and leaves web_dir at its default.
+  EXPECT_EQ(load_config_file(std::string(TSM_SOURCE_DIR) + "/configs/server.json").web_dir, "");
 }
 
 TEST(Auth, ScopesGrantWhatTheyShould) {

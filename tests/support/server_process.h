@@ -47,8 +47,8 @@ class ServerProcess {
         ::dup2(fileno(f), 2);
         ::dup2(fileno(f), 1);
       }
-      std::vector<std::string> a = {binary(), "--listen", "127.0.0.1:" + std::to_string(port), "--data-dir", data_dir_,
-                                    "--port-file", port_file};
+      std::vector<std::string> a = {binary(), "--data-dir", data_dir_, "--port-file", port_file};
+      if (default_listen_) a.insert(a.begin() + 1, {"--listen", "127.0.0.1:" + std::to_string(port)});
       a.insert(a.end(), args_.begin(), args_.end());
       std::vector<char*> argv;
       for (auto& s : a) argv.push_back(s.data());
@@ -63,9 +63,10 @@ class ServerProcess {
         port_ = static_cast<uint16_t>(p);
         return true;
       }
-      int st;
+      int st = 0;
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = -1;
+        rc_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         return false;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -79,7 +80,7 @@ class ServerProcess {
     int st = 0;
     ::waitpid(pid_, &st, 0);
     pid_ = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return rc_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   }
   void kill9() {
     if (pid_ <= 0) return;
@@ -88,6 +89,10 @@ class ServerProcess {
     ::waitpid(pid_, &st, 0);
     pid_ = -1;
   }
+  /// Leaves out the default --listen 127.0.0.1:<port>: the flags, or a --config file, say where it listens.
+  void listen_from_args() { default_listen_ = false; }
+  /// The exit status of the latest stop(), or of a start() that failed because the server exited (-1 before).
+  int exit_code() const { return rc_; }
   uint16_t port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   const std::string& data_dir() const { return data_dir_; }
@@ -104,6 +109,8 @@ class ServerProcess {
   pid_t pid_ = -1;
   uint16_t port_ = 0;
   int starts_ = 0;
+  int rc_ = -1;
+  bool default_listen_ = true;
 };
 
 }  // namespace tsm::testing

@@ -106,7 +106,7 @@ std::unique_ptr<LinearOp> make_block_linear(const v1::CompressedTensor& t) {
   json r;
   try {
     r = t.params_json().empty() ? json::object() : json::parse(t.params_json());
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {
     throw FormatError(name + " tensor '" + t.name() + "': params_json is not JSON");
   }
   const bool io = stored_in_out(r);

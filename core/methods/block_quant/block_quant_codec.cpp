@@ -176,7 +176,7 @@ MatrixRM BlockQuantCodec::decode(const v1::CompressedTensor& t) const {
   json r;
   try {
     r = t.params_json().empty() ? json::object() : json::parse(t.params_json());
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {
     throw FormatError(std::string(name()) + " tensor '" + t.name() + "': params_json is not JSON");
   }
   const bool io = stored_in_out(r);

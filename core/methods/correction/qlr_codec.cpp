@@ -151,7 +151,7 @@ MatrixRM QlrCodec::decode(const v1::CompressedTensor& t) const {
   QlrParams p;
   try {
     p = spec_.parse(t.params_json().empty() ? json::object() : json::parse(t.params_json()));
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {
     throw FormatError("qlr tensor '" + t.name() + "': params_json is not JSON");
   } catch (const ParamError& e) {
     throw FormatError("qlr tensor '" + t.name() + "': " + e.what());
