@@ -159,8 +159,9 @@ HttpOptions https_opts(uint16_t port, const std::string& ca) {
 
 /// A tensorslm-server with arbitrary flags and no default --listen, started at construction (data in
 /// <work>/data, output in <work>/server-1.log): started() once it wrote its port, else rc() and log() say why.
-struct RawServer : ServerProcess {
-  RawServer(const std::string& work, std::vector<std::string> args) : ServerProcess(work + "/data", {}, std::move(args)) {
+struct RawServer : tsm::testing::ServerProcess {
+  RawServer(const std::string& work, std::vector<std::string> args)
+      : tsm::testing::ServerProcess(work + "/data", {}, std::move(args)) {
     listen_from_args();
     start();
   }
