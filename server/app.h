@@ -29,7 +29,9 @@ struct App {
   Router router;
   boost::asio::io_context ioc;
   boost::asio::thread_pool blocking{2};
-  boost::asio::thread_pool requests{2};     ///< handlers that parse untrusted bodies (RunOn::Pool routes)
+  /// RunOn::Pool routes: handlers that parse untrusted bodies, and on a shared store every /v1 read
+  /// (threads that mostly wait on the database, so more than the cores).
+  boost::asio::thread_pool requests{4};
   std::atomic<bool> ready{false};
 };
 

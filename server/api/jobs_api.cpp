@@ -53,12 +53,14 @@ StringResponse job_response(App& app, http::status status, const JobRecord& j, b
                        "application/json");
 }
 
-/// Answers with the job once it ends or after `wait_s` (200 when finished, else `pending_status`).
+/// Answers with the job once it ends or after `wait_s` (200 when it ended meanwhile, else `pending_status`).
 void respond_when_done(App& app, Request& req, const std::string& id, double wait_s, http::status pending_status,
                        Respond respond, const std::string& location) {
-  auto make = [&app, id, pending_status, location] {
+  // Without a wait the answer is pending_status whatever the state (a fast job may have ended
+  // already: POST /v1/jobs is 202 all the same); after a wait, 200 once the job ended.
+  auto make = [&app, id, pending_status, location, waited = wait_s > 0] {
     const JobRecord j = must_get(app, id);
-    auto r = job_response(app, is_terminal(j.state) ? http::status::ok : pending_status, j);
+    auto r = job_response(app, waited && is_terminal(j.state) ? http::status::ok : pending_status, j);
     if (!location.empty()) r.set(http::field::location, location);
     return r;
   };

@@ -17,7 +17,8 @@ struct RouteRow {
 };
 
 // Handlers that parse an untrusted JSON or protobuf body run on the request pool (RunOn::Pool), and
-// /metrics too (it sums the extracted model directories on disk).
+// /metrics too (it sums the extracted model directories on disk); on a shared store every /v1
+// handler with a buffered body does (add_routes).
 const RouteRow kRoutes[] = {
     // verb              pattern                    scope              body                 runs on           handler
     {http::verb::post,    "/v1/uploads",              Perm::Upload,      BodyMode::Streamed, RunOn::IoThread, post_upload},
@@ -52,9 +53,13 @@ void add_routes(App& app) {
     if (app.config.role == "worker" && pat != "/healthz" && pat != "/readyz" && pat != "/metrics") continue;
     // /metrics needs the metrics (or admin) scope unless the config makes it public (metrics_public).
     const Perm scope = r.scope == Perm::Metrics && app.config.metrics_public ? Perm::Public : r.scope;
+    // On a shared store (PostgreSQL, perhaps on another host) a store read is a network round trip:
+    // the /v1 handlers that read it run on the request pool, so an I/O thread never waits on it.
+    const bool reads_store = pat.rfind("/v1/", 0) == 0 && pat != "/v1/openapi.json";
+    const RunOn run = app.store->shared() && reads_store && r.body == BodyMode::Buffered ? RunOn::Pool : r.run;
     app.router.add(
         r.verb, r.pattern, scope, [&app, h = r.handler](RequestPtr req, Respond respond) { h(app, std::move(req), std::move(respond)); },
-        r.body, r.run);
+        r.body, run);
   }
 }
 

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <memory>
 #include <string_view>
+#include <unordered_map>
+#include <algorithm>
 
 #include "common/error.h"
 #include "spec/job_spec.h"
@@ -65,20 +67,42 @@ class PostgresStore::Result {
   std::unique_ptr<PGresult, void (*)(PGresult*)> r_;
 };
 
-/// BEGIN .. COMMIT on the main connection (mu_ held); rolled back unless commit() ran.
+/// One pooled connection, its statements prepared once (by SQL text) and reused while it lives.
+struct PostgresStore::Slot {
+  PGconn* conn = nullptr;
+  bool busy = false;
+  std::unordered_map<std::string, std::string> prepared;  ///< SQL text -> statement name
+};
+
+PostgresStore::Conn::~Conn() {
+  if (!s_) return;
+  {
+    std::lock_guard lk(s_->pool_mu_);
+    slot_->busy = false;
+  }
+  s_->pool_cv_.notify_one();
+}
+
+/// BEGIN .. COMMIT on one leased connection; rolled back unless commit() ran.
 class PostgresStore::Tx {
  public:
-  explicit Tx(PostgresStore& s) : s_(s) { s_.query("BEGIN"); }
+  explicit Tx(Conn& c) : c_(c) {
+    c_.query("BEGIN");
+    c_.in_tx_ = true;
+  }
   ~Tx() {
-    if (!done_ && s_.conn_ && PQstatus(s_.conn_) == CONNECTION_OK) PQclear(PQexec(s_.conn_, "ROLLBACK"));
+    c_.in_tx_ = false;
+    PGconn* pc = c_.slot_->conn;
+    if (!done_ && pc && PQstatus(pc) == CONNECTION_OK) PQclear(PQexec(pc, "ROLLBACK"));
   }
   void commit() {
-    s_.query("COMMIT");
+    c_.query("COMMIT");
+    c_.in_tx_ = false;
     done_ = true;
   }
 
  private:
-  PostgresStore& s_;
+  Conn& c_;
   bool done_ = false;
 };
 
@@ -152,7 +176,8 @@ std::string PostgresStore::redact(const std::string& conninfo) {
 
 int PostgresStore::latest_schema_version() { return static_cast<int>(pg_migrations().size()); }
 
-PostgresStore::PostgresStore(const std::string& conninfo) : conninfo_(conninfo), redacted_(redact(conninfo)) {
+PostgresStore::PostgresStore(const std::string& conninfo, int connections)
+    : conninfo_(conninfo), redacted_(redact(conninfo)), slots_(static_cast<size_t>(std::max(1, connections))) {
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
   if (!opts) {
@@ -162,10 +187,10 @@ PostgresStore::PostgresStore(const std::string& conninfo) : conninfo_(conninfo),
   }
   PQconninfoFree(opts);
   {
-    std::lock_guard lk(mu_);
-    const int v = pg_migrate(conn());
+    Conn c = lease();
+    const int v = pg_migrate(c.get());
     schema_seen_ = v;
-    spdlog::info("store: PostgreSQL {} (schema version {})", redacted_, v);
+    spdlog::info("store: PostgreSQL {} (schema version {}, up to {} connections)", redacted_, v, slots_.size());
   }
   listener_ = std::thread([this] { listen_loop(); });
 }
@@ -173,53 +198,87 @@ PostgresStore::PostgresStore(const std::string& conninfo) : conninfo_(conninfo),
 PostgresStore::~PostgresStore() {
   stop_ = true;
   if (listener_.joinable()) listener_.join();
-  std::lock_guard lk(mu_);
-  if (conn_) PQfinish(conn_);
+  std::lock_guard lk(pool_mu_);
+  for (Slot& s : slots_)
+    if (s.conn) PQfinish(s.conn);
 }
 
-PGconn* PostgresStore::conn() {
+PostgresStore::Conn PostgresStore::lease() {
+  std::unique_lock lk(pool_mu_);
+  Slot* slot = nullptr;
+  pool_cv_.wait(lk, [&] {
+    // An open idle connection first; an unopened slot only when none is idle.
+    for (Slot& s : slots_)
+      if (!s.busy && s.conn) return (slot = &s) != nullptr;
+    for (Slot& s : slots_)
+      if (!s.busy) return (slot = &s) != nullptr;
+    return false;
+  });
+  slot->busy = true;
+  return Conn(*this, *slot);
+}
+
+PGconn* PostgresStore::Conn::get() {
+  PGconn*& c = slot_->conn;
   // A connection the server closed (a restart) is noticed here, before a statement is sent on it:
   // reading what already arrived (never blocks) turns it CONNECTION_BAD.
-  if (conn_ && PQstatus(conn_) == CONNECTION_OK && PQconsumeInput(conn_) && PQstatus(conn_) == CONNECTION_OK) return conn_;
-  if (conn_) PQfinish(conn_);
-  conn_ = PQconnectdb(conninfo_.c_str());
-  if (PQstatus(conn_) != CONNECTION_OK) {
-    std::string msg = trim(PQerrorMessage(conn_));
-    PQfinish(conn_);
-    conn_ = nullptr;
-    throw StoreUnavailable("database " + redacted_ + " unreachable: " + msg);
+  if (c && PQstatus(c) == CONNECTION_OK && PQconsumeInput(c) && PQstatus(c) == CONNECTION_OK) return c;
+  // Inside a transaction a new connection would run the rest outside it: the transaction is lost.
+  if (c && in_tx_) throw StoreUnavailable("database " + s_->redacted_ + " connection lost inside a transaction");
+  if (c) PQfinish(c);
+  slot_->prepared.clear();
+  c = PQconnectdb(s_->conninfo_.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = trim(PQerrorMessage(c));
+    PQfinish(c);
+    c = nullptr;
+    throw StoreUnavailable("database " + s_->redacted_ + " unreachable: " + msg);
   }
-  PQclear(PQexec(conn_, "SET application_name = 'tensorslm-server'; SET client_min_messages = warning"));
-  return conn_;
+  PQclear(PQexec(c, "SET application_name = 'tensorslm-server'; SET client_min_messages = warning"));
+  return c;
 }
 
-PostgresStore::Result PostgresStore::query(const std::string& sql, const std::vector<Param>& params) {
-  PGconn* c = conn();
-  std::vector<const char*> values;
-  std::vector<int> lengths, formats;
-  for (const auto& p : params) {
-    values.push_back(p.value.data());
-    lengths.push_back(static_cast<int>(p.value.size()));
-    formats.push_back(p.binary ? 1 : 0);
+PostgresStore::Result PostgresStore::Conn::query(const std::string& sql, const std::vector<Param>& params) {
+  PGconn* c = get();
+  // Parsed and planned once per connection: the first use prepares it under a fresh name.
+  auto it = slot_->prepared.find(sql);
+  PGresult* r = nullptr;
+  if (it == slot_->prepared.end()) {
+    const std::string name = "tsm" + std::to_string(slot_->prepared.size());
+    r = PQprepare(c, name.c_str(), sql.c_str(), 0, nullptr);
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+      PQclear(r);
+      r = nullptr;
+      it = slot_->prepared.emplace(sql, name).first;
+    }
   }
-  PGresult* r = PQexecParams(c, sql.c_str(), static_cast<int>(params.size()), nullptr, values.data(), lengths.data(),
-                             formats.data(), 0);
-  const auto st = PQresultStatus(r);
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Result(r);
+  if (!r) {
+    std::vector<const char*> values;
+    std::vector<int> lengths, formats;
+    for (const auto& p : params) {
+      values.push_back(p.value.data());
+      lengths.push_back(static_cast<int>(p.value.size()));
+      formats.push_back(p.binary ? 1 : 0);
+    }
+    r = PQexecPrepared(c, it->second.c_str(), static_cast<int>(params.size()), values.data(), lengths.data(),
+                       formats.data(), 0);
+    const auto st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Result(r);
+  }
   std::string msg = trim(r ? PQresultErrorMessage(r) : PQerrorMessage(c));
   const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
   // Class 08: connection exception; 57: operator intervention (admin shutdown, crash shutdown, cannot connect now).
   const bool gone = PQstatus(c) != CONNECTION_OK || (state && (std::string_view(state).substr(0, 2) == "08" ||
                                                                std::string_view(state).substr(0, 2) == "57"));
   PQclear(r);
-  if (gone) throw StoreUnavailable("database " + redacted_ + " connection lost: " + msg);
+  if (gone) throw StoreUnavailable("database " + s_->redacted_ + " connection lost: " + msg);
   throw Error("postgres: " + msg);
 }
 
 bool PostgresStore::reachable() {
   try {
-    std::lock_guard lk(mu_);
-    query("SELECT 1");
+    Conn c = lease();
+    c.query("SELECT 1");
     return true;
   } catch (const std::exception&) {
     return false;
@@ -227,39 +286,39 @@ bool PostgresStore::reachable() {
 }
 
 int PostgresStore::schema_version() {
-  std::lock_guard lk(mu_);
-  return static_cast<int>(query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").i64(0, 0));
+  Conn c = lease();
+  return static_cast<int>(c.query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").i64(0, 0));
 }
 
 void PostgresStore::insert_upload(const UploadRecord& u) {
-  std::lock_guard lk(mu_);
-  query("INSERT INTO uploads(id,sha256,format,name,size_bytes,tensors_json,created_unix) VALUES($1,$2,$3,$4,$5,$6,$7)",
+  Conn c = lease();
+  c.query("INSERT INTO uploads(id,sha256,format,name,size_bytes,tensors_json,created_unix) VALUES($1,$2,$3,$4,$5,$6,$7)",
         {P(u.id), P(u.sha256), P(u.format), P(u.name), P(static_cast<int64_t>(u.size_bytes)), P(u.tensors_json),
          P(u.created_unix)});
 }
 
 std::optional<UploadRecord> PostgresStore::get_upload(const std::string& id) {
-  std::lock_guard lk(mu_);
-  auto r = query("SELECT id,sha256,format,name,size_bytes,tensors_json,created_unix FROM uploads WHERE id=$1", {P(id)});
+  Conn c = lease();
+  auto r = c.query("SELECT id,sha256,format,name,size_bytes,tensors_json,created_unix FROM uploads WHERE id=$1", {P(id)});
   if (r.rows() == 0) return std::nullopt;
   return read_upload(r, 0);
 }
 
 bool PostgresStore::delete_upload(const std::string& id) {
-  std::lock_guard lk(mu_);
-  return query("DELETE FROM uploads WHERE id=$1", {P(id)}).affected() > 0;
+  Conn c = lease();
+  return c.query("DELETE FROM uploads WHERE id=$1", {P(id)}).affected() > 0;
 }
 
 int64_t PostgresStore::blob_refs(const std::string& sha256) {
-  std::lock_guard lk(mu_);
-  return query("SELECT (SELECT COUNT(*) FROM uploads WHERE sha256=$1) + (SELECT COUNT(*) FROM artifacts WHERE sha256=$1)",
+  Conn c = lease();
+  return c.query("SELECT (SELECT COUNT(*) FROM uploads WHERE sha256=$1) + (SELECT COUNT(*) FROM artifacts WHERE sha256=$1)",
                {P(sha256)}).i64(0, 0);
 }
 
 void PostgresStore::insert_job(JobRecord& j) {
-  std::lock_guard lk(mu_);
+  Conn c = lease();
   // One statement: the row and the wake-up of idle workers (delivered at commit).
-  auto r = query(
+  auto r = c.query(
       "WITH i AS (INSERT INTO jobs(id,upload,method,spec_pb,priority,state,progress,error,result_json,timings_json,"
       "attempts,created_unix,started_unix,finished_unix,resolved_pb) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,"
       "$14,$15) RETURNING seq, id) SELECT seq, pg_notify('tsm_submit', id) FROM i",
@@ -270,15 +329,15 @@ void PostgresStore::insert_job(JobRecord& j) {
 }
 
 std::optional<JobRecord> PostgresStore::get_job(const std::string& id) {
-  std::lock_guard lk(mu_);
-  auto r = query(std::string("SELECT ") + kJobCols + " FROM jobs WHERE id=$1", {P(id)});
+  Conn c = lease();
+  auto r = c.query(std::string("SELECT ") + kJobCols + " FROM jobs WHERE id=$1", {P(id)});
   if (r.rows() == 0) return std::nullopt;
   return read_job(r, 0);
 }
 
 std::vector<JobRecord> PostgresStore::list_jobs(const JobFilter& f) {
-  std::lock_guard lk(mu_);
-  auto r = query(std::string("SELECT ") + kJobCols +
+  Conn c = lease();
+  auto r = c.query(std::string("SELECT ") + kJobCols +
                      " FROM jobs WHERE seq > $1 AND ($2 = '' OR state = $2) AND ($3 = '' OR method = $3)"
                      " AND ($4 = '' OR upload = $4) ORDER BY seq LIMIT $5",
                  {P(f.after_seq), P(f.state ? state_name(*f.state) : std::string()), P(f.method), P(f.upload),
@@ -289,8 +348,8 @@ std::vector<JobRecord> PostgresStore::list_jobs(const JobFilter& f) {
 }
 
 void PostgresStore::update_job(const JobRecord& j) {
-  std::lock_guard lk(mu_);
-  query("WITH u AS (UPDATE jobs SET state=$2, progress=$3, error=$4, result_json=$5, timings_json=$6, attempts=$7,"
+  Conn c = lease();
+  c.query("WITH u AS (UPDATE jobs SET state=$2, progress=$3, error=$4, result_json=$5, timings_json=$6, attempts=$7,"
         " started_unix=$8, finished_unix=$9 WHERE id=$1 RETURNING id, state)"
         " SELECT pg_notify('tsm_done', id) FROM u WHERE state IN ('succeeded','failed','canceled')",
         {P(j.id), P(state_name(j.state)), P(j.progress), P(j.error), P(j.result_json), P(j.timings_json), P(j.attempts),
@@ -298,46 +357,46 @@ void PostgresStore::update_job(const JobRecord& j) {
 }
 
 int PostgresStore::requeue_running() {
-  std::lock_guard lk(mu_);
-  Tx tx(*this);
-  query("DELETE FROM model_versions WHERE job_id IN (SELECT id FROM jobs WHERE state='running')");
+  Conn c = lease();
+  Tx tx(c);
+  c.query("DELETE FROM model_versions WHERE job_id IN (SELECT id FROM jobs WHERE state='running')");
   const int n = static_cast<int>(
-      query("UPDATE jobs SET state='queued', progress=0, locked_by='', lease_until=0 WHERE state='running'").affected());
+      c.query("UPDATE jobs SET state='queued', progress=0, locked_by='', lease_until=0 WHERE state='running'").affected());
   tx.commit();
   return n;
 }
 
 std::vector<JobRecord> PostgresStore::queued_jobs() {
-  std::lock_guard lk(mu_);
-  auto r = query(std::string("SELECT ") + kJobCols + " FROM jobs WHERE state='queued' ORDER BY seq");
+  Conn c = lease();
+  auto r = c.query(std::string("SELECT ") + kJobCols + " FROM jobs WHERE state='queued' ORDER BY seq");
   std::vector<JobRecord> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(read_job(r, i));
   return out;
 }
 
 std::map<std::string, int64_t> PostgresStore::count_jobs_by_state() {
-  std::lock_guard lk(mu_);
-  auto r = query("SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  Conn c = lease();
+  auto r = c.query("SELECT state, COUNT(*) FROM jobs GROUP BY state");
   std::map<std::string, int64_t> out;
   for (int i = 0; i < r.rows(); ++i) out[r.text(i, 0)] = r.i64(i, 1);
   return out;
 }
 
 int64_t PostgresStore::queued_count() {
-  std::lock_guard lk(mu_);
-  return query("SELECT COUNT(*) FROM jobs WHERE state='queued'").i64(0, 0);
+  Conn c = lease();
+  return c.query("SELECT COUNT(*) FROM jobs WHERE state='queued'").i64(0, 0);
 }
 
 void PostgresStore::insert_artifact(const ArtifactRecord& a) {
-  std::lock_guard lk(mu_);
-  query("INSERT INTO artifacts(sha256,size_bytes,job_id,method,created_unix) VALUES($1,$2,$3,$4,$5)"
+  Conn c = lease();
+  c.query("INSERT INTO artifacts(sha256,size_bytes,job_id,method,created_unix) VALUES($1,$2,$3,$4,$5)"
         " ON CONFLICT (sha256) DO NOTHING",
         {P(a.sha256), P(static_cast<int64_t>(a.size_bytes)), P(a.job_id), P(a.method), P(a.created_unix)});
 }
 
 std::optional<ArtifactRecord> PostgresStore::get_artifact(const std::string& sha256) {
-  std::lock_guard lk(mu_);
-  auto r = query("SELECT sha256,size_bytes,job_id,method,created_unix FROM artifacts WHERE sha256=$1", {P(sha256)});
+  Conn c = lease();
+  auto r = c.query("SELECT sha256,size_bytes,job_id,method,created_unix FROM artifacts WHERE sha256=$1", {P(sha256)});
   if (r.rows() == 0) return std::nullopt;
   ArtifactRecord a;
   a.sha256 = r.text(0, 0); a.size_bytes = static_cast<uint64_t>(r.i64(0, 1)); a.job_id = r.text(0, 2);
@@ -346,24 +405,24 @@ std::optional<ArtifactRecord> PostgresStore::get_artifact(const std::string& sha
 }
 
 void PostgresStore::insert_model_version(ModelVersion& v) {
-  std::lock_guard lk(mu_);
-  v.seq = query("INSERT INTO model_versions(model,tag,artifact_sha256,job_id,size_bytes,created_unix)"
+  Conn c = lease();
+  v.seq = c.query("INSERT INTO model_versions(model,tag,artifact_sha256,job_id,size_bytes,created_unix)"
                 " VALUES($1,$2,$3,$4,$5,$6) RETURNING seq",
                 {P(v.model), P(v.tag), P(v.artifact_sha256), P(v.job_id), P(static_cast<int64_t>(v.size_bytes)),
                  P(v.created_unix)}).i64(0, 0);
 }
 
 std::vector<std::string> PostgresStore::list_models() {
-  std::lock_guard lk(mu_);
-  auto r = query("SELECT DISTINCT model FROM model_versions ORDER BY model");
+  Conn c = lease();
+  auto r = c.query("SELECT DISTINCT model FROM model_versions ORDER BY model");
   std::vector<std::string> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(r.text(i, 0));
   return out;
 }
 
 std::vector<ModelVersion> PostgresStore::model_versions(const std::string& model) {
-  std::lock_guard lk(mu_);
-  auto r = query("SELECT seq,model,tag,artifact_sha256,job_id,size_bytes,created_unix FROM model_versions WHERE model=$1"
+  Conn c = lease();
+  auto r = c.query("SELECT seq,model,tag,artifact_sha256,job_id,size_bytes,created_unix FROM model_versions WHERE model=$1"
                  " ORDER BY seq DESC", {P(model)});
   std::vector<ModelVersion> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(read_version(r, i));
@@ -371,16 +430,16 @@ std::vector<ModelVersion> PostgresStore::model_versions(const std::string& model
 }
 
 void PostgresStore::insert_report(ReportRecord& rep) {
-  std::lock_guard lk(mu_);
-  rep.id = query("INSERT INTO reports(device,model,tag,artifact_sha256,created_unix,report_json) VALUES($1,$2,$3,$4,$5,$6)"
+  Conn c = lease();
+  rep.id = c.query("INSERT INTO reports(device,model,tag,artifact_sha256,created_unix,report_json) VALUES($1,$2,$3,$4,$5,$6)"
                  " RETURNING id",
                  {P(rep.device), P(rep.model), P(rep.tag), P(rep.artifact_sha256), P(rep.created_unix),
                   P(rep.report_json)}).i64(0, 0);
 }
 
 std::vector<ReportRecord> PostgresStore::list_reports(const ReportFilter& f) {
-  std::lock_guard lk(mu_);
-  auto r = query("SELECT id,device,model,tag,artifact_sha256,created_unix,report_json FROM reports WHERE"
+  Conn c = lease();
+  auto r = c.query("SELECT id,device,model,tag,artifact_sha256,created_unix,report_json FROM reports WHERE"
                  " ($1 = '' OR device = $1) AND ($2 = '' OR model = $2) AND ($3 = '' OR tag = $3)"
                  " AND ($4 = 0 OR created_unix >= $4) AND ($5 = 0 OR created_unix <= $5) ORDER BY id DESC LIMIT $6",
                  {P(f.device), P(f.model), P(f.tag), P(f.since_unix), P(f.until_unix), P(int64_t{f.limit})});
@@ -398,11 +457,11 @@ std::vector<ReportRecord> PostgresStore::list_reports(const ReportFilter& f) {
 
 std::optional<JobRecord> PostgresStore::claim_job(const std::string& worker, double lease_s, int max_attempts,
                                                   ClaimOutcome& out) {
-  std::lock_guard lk(mu_);
-  Tx tx(*this);
+  Conn c = lease();
+  Tx tx(c);
   {
     // Expired leases that used every attempt: failed, and their waiters woken.
-    auto r = query(std::string("WITH f AS (UPDATE jobs SET state='failed', error=$2, finished_unix=") + kNow +
+    auto r = c.query(std::string("WITH f AS (UPDATE jobs SET state='failed', error=$2, finished_unix=") + kNow +
                        "::bigint, locked_by='', lease_until=0 WHERE seq IN (SELECT seq FROM jobs WHERE state='running'"
                        " AND lease_until < " + kNow + " AND attempts >= $1 FOR UPDATE SKIP LOCKED) RETURNING id)"
                        " SELECT id, pg_notify('tsm_done', id) FROM f",
@@ -417,7 +476,7 @@ std::optional<JobRecord> PostgresStore::claim_job(const std::string& worker, dou
     cols += (cols.empty() ? "j." : ",j.") + c;
   // The first runnable row that no other claim holds locked (SKIP LOCKED: concurrent claims take
   // different rows, never the same one); its previous state says whether this is a takeover.
-  auto r = query(std::string("WITH c AS (SELECT seq, state AS prev FROM jobs WHERE state='queued' OR (state='running'"
+  auto r = c.query(std::string("WITH c AS (SELECT seq, state AS prev FROM jobs WHERE state='queued' OR (state='running'"
                              " AND lease_until < ") + kNow + ") ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
                  " UPDATE jobs j SET state='running', attempts=j.attempts+1, locked_by=$1, lease_until=" + kNow +
                      " + $2::float8, progress=0, started_unix=" + kNow + "::bigint FROM c WHERE j.seq=c.seq RETURNING c.prev," +
@@ -431,8 +490,8 @@ std::optional<JobRecord> PostgresStore::claim_job(const std::string& worker, dou
 
 LeaseState PostgresStore::heartbeat(const std::string& id, const std::string& worker, int attempt, double lease_s,
                                     double progress) {
-  std::lock_guard lk(mu_);
-  auto r = query(std::string("UPDATE jobs SET lease_until=") + kNow + " + $4::float8, progress=$5 WHERE id=$1 AND"
+  Conn c = lease();
+  auto r = c.query(std::string("UPDATE jobs SET lease_until=") + kNow + " + $4::float8, progress=$5 WHERE id=$1 AND"
                      " state='running' AND locked_by=$2 AND attempts=$3 RETURNING cancel_requested",
                  {P(id), P(worker), P(attempt), P(lease_s), P(progress)});
   if (r.rows() == 0) return LeaseState::Lost;
@@ -440,45 +499,45 @@ LeaseState PostgresStore::heartbeat(const std::string& id, const std::string& wo
 }
 
 bool PostgresStore::finish_job(const JobRecord& j, const ArtifactRecord* a, ModelVersion* v) {
-  std::lock_guard lk(mu_);
-  Tx tx(*this);
-  auto r = query("UPDATE jobs SET state=$4, progress=$5, error=$6, result_json=$7, timings_json=$8, finished_unix=$9,"
+  Conn c = lease();
+  Tx tx(c);
+  auto r = c.query("UPDATE jobs SET state=$4, progress=$5, error=$6, result_json=$7, timings_json=$8, finished_unix=$9,"
                  " locked_by='', lease_until=0 WHERE id=$1 AND state='running' AND locked_by=$2 AND attempts=$3",
                  {P(j.id), P(j.locked_by), P(j.attempts), P(state_name(j.state)), P(j.progress), P(j.error),
                   P(j.result_json), P(j.timings_json), P(j.finished_unix)});
   if (r.affected() == 0) return false;  // the lease is someone else's: rolled back, nothing written
   if (a)
-    query("INSERT INTO artifacts(sha256,size_bytes,job_id,method,created_unix) VALUES($1,$2,$3,$4,$5)"
+    c.query("INSERT INTO artifacts(sha256,size_bytes,job_id,method,created_unix) VALUES($1,$2,$3,$4,$5)"
           " ON CONFLICT (sha256) DO NOTHING",
           {P(a->sha256), P(static_cast<int64_t>(a->size_bytes)), P(a->job_id), P(a->method), P(a->created_unix)});
   if (v)
-    v->seq = query("INSERT INTO model_versions(model,tag,artifact_sha256,job_id,size_bytes,created_unix)"
+    v->seq = c.query("INSERT INTO model_versions(model,tag,artifact_sha256,job_id,size_bytes,created_unix)"
                    " VALUES($1,$2,$3,$4,$5,$6) RETURNING seq",
                    {P(v->model), P(v->tag), P(v->artifact_sha256), P(v->job_id), P(static_cast<int64_t>(v->size_bytes)),
                     P(v->created_unix)}).i64(0, 0);
-  query("SELECT pg_notify('tsm_done', $1)", {P(j.id)});
+  c.query("SELECT pg_notify('tsm_done', $1)", {P(j.id)});
   tx.commit();
   return true;
 }
 
 bool PostgresStore::release_job(const std::string& id, const std::string& worker, int attempt) {
-  std::lock_guard lk(mu_);
-  return query("WITH u AS (UPDATE jobs SET state='queued', progress=0, started_unix=0, locked_by='', lease_until=0"
+  Conn c = lease();
+  return c.query("WITH u AS (UPDATE jobs SET state='queued', progress=0, started_unix=0, locked_by='', lease_until=0"
                " WHERE id=$1 AND state='running' AND locked_by=$2 AND attempts=$3 RETURNING id)"
                " SELECT pg_notify('tsm_submit', id) FROM u",
                {P(id), P(worker), P(attempt)}).rows() > 0;
 }
 
 bool PostgresStore::cancel_queued(const std::string& id, const std::string& error, int64_t finished_unix) {
-  std::lock_guard lk(mu_);
-  return query("WITH u AS (UPDATE jobs SET state='canceled', error=$2, finished_unix=$3 WHERE id=$1 AND state='queued'"
+  Conn c = lease();
+  return c.query("WITH u AS (UPDATE jobs SET state='canceled', error=$2, finished_unix=$3 WHERE id=$1 AND state='queued'"
                " RETURNING id) SELECT pg_notify('tsm_done', id) FROM u",
                {P(id), P(error), P(finished_unix)}).rows() > 0;
 }
 
 bool PostgresStore::request_cancel(const std::string& id) {
-  std::lock_guard lk(mu_);
-  return query("WITH u AS (UPDATE jobs SET cancel_requested=true WHERE id=$1 AND state='running' RETURNING id)"
+  Conn c = lease();
+  return c.query("WITH u AS (UPDATE jobs SET cancel_requested=true WHERE id=$1 AND state='running' RETURNING id)"
                " SELECT pg_notify('tsm_cancel', id) FROM u", {P(id)}).rows() > 0;
 }
 

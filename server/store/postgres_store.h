@@ -5,18 +5,25 @@
 // database's clock (clock_timestamp()), so hosts' clocks need not agree. Notifications: insert_job
 // sends NOTIFY tsm_submit, the end of a job (finish, cancel while queued, attempt limit) tsm_done,
 // request_cancel tsm_cancel, each with the job id as payload and delivered at commit.
-// Connections: one for statements (guarded by a mutex; re-established at the next call after it
-// broke, so the process recovers by itself when the database returns), one LISTEN connection on
+// Connections: a pool of up to `connections` for statements (each call leases one, waiting while
+// all are busy; a broken one is re-established at its next lease, so the process recovers by
+// itself when the database returns; a break inside a transaction is StoreUnavailable, never a
+// silent reconnect). Each connection prepares a statement once, the first time it runs that SQL
+// text, and reuses the plan (so migrations run only at start-up, before any statement is
+// prepared; a schema change under running processes needs their restart). One LISTEN connection on
 // its own thread for the store's whole life (re-established every 0.5 s while down, then Resync),
 // which also checks the database every second (health(): what /readyz reads, so that no I/O thread
 // waits on the database). Errors of an unreachable database or a dropped connection are
 // StoreUnavailable (store.h); the rest tsm::Error.
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "store/store.h"
 
@@ -29,7 +36,9 @@ class PostgresStore : public MetadataStore {
   /// `conninfo`: a libpq connection string or URI (postgresql://user@host:port/db); the password
   /// comes from PGPASSWORD / PGPASSFILE (or the string itself; it is never logged). Connects and
   /// migrates. Throws tsm::Error (without the password) when it cannot.
-  explicit PostgresStore(const std::string& conninfo);
+  /// `connections`: the size of the statement pool (HTTP handlers, job workers and housekeeping
+  /// share it; a call waits while all are leased).
+  explicit PostgresStore(const std::string& conninfo, int connections = 8);
   ~PostgresStore() override;
 
   /// `conninfo` as postgresql://user@host:port/dbname, without any password (for logs).
@@ -88,14 +97,32 @@ class PostgresStore : public MetadataStore {
   class Tx;
 
  private:
-  /// Runs one statement on the main connection (mu_ held by the caller); throws tsm::Error.
-  Result query(const std::string& sql, const std::vector<Param>& params = {});
-  pg_conn* conn();  ///< the main connection, re-established when broken; throws when unreachable
+  struct Slot;
+  /// A leased pool connection, returned to the pool when it goes out of scope.
+  class Conn {
+   public:
+    Conn(PostgresStore& s, Slot& slot) : s_(&s), slot_(&slot) {}
+    Conn(Conn&& o) noexcept : s_(std::exchange(o.s_, nullptr)), slot_(o.slot_) {}
+    Conn(const Conn&) = delete;
+    ~Conn();
+    /// Runs one statement (prepared on first use on this connection); throws tsm::Error, or
+    /// StoreUnavailable when the database is unreachable.
+    Result query(const std::string& sql, const std::vector<Param>& params = {});
+    pg_conn* get();  ///< the connection, re-established when broken; throws when unreachable
+
+   private:
+    friend class Tx;
+    PostgresStore* s_;
+    Slot* slot_;
+    bool in_tx_ = false;
+  };
+  Conn lease();  ///< waits for a free slot (an open one first)
   void listen_loop();
 
   std::string conninfo_, redacted_;
-  std::mutex mu_;
-  pg_conn* conn_ = nullptr;
+  std::mutex pool_mu_;
+  std::condition_variable pool_cv_;
+  std::vector<Slot> slots_;
   std::mutex handler_mu_;
   std::function<void(StoreEvent, const std::string&)> handler_;
   std::thread listener_;

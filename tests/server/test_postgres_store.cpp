@@ -475,6 +475,44 @@ TEST_F(PostgresOnly, ReconnectsAfterTheDatabaseRestarts) {
   EXPECT_EQ(s.get_job("j_1")->state, v1::QUEUED);
 }
 
+// The statement pool: 16 threads at once share at most `connections` connections (plus the
+// LISTEN one, which has no application_name), and every call gets its own answer.
+TEST_F(PostgresOnly, ConcurrentCallsShareABoundedPoolOfConnections) {
+  const std::string db = cluster()->create_database("pool");
+  PostgresStore s(cluster()->uri(db), 3);
+  for (int i = 0; i < 20; ++i) {
+    JobRecord j;
+    j.id = "j_" + std::to_string(i);
+    j.upload = "u";
+    j.method = "m";
+    s.insert_job(j);
+  }
+  std::atomic<int> wrong{0}, peak{0};
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {  // the server's view: this store's connections, sampled while the calls run
+    while (!done) {
+      const auto rows = cluster()->exec(db, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                            " AND application_name = 'tensorslm-server'");
+      peak = std::max(peak.load(), std::stoi(rows.at(0)));
+    }
+  });
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 16; ++t)
+    ts.emplace_back([&, t] {
+      for (int k = 0; k < 50; ++k) {
+        const std::string id = "j_" + std::to_string((t + k) % 20);
+        const auto j = s.get_job(id);
+        if (!j || j->id != id) ++wrong;
+      }
+    });
+  for (auto& t : ts) t.join();
+  done = true;
+  watcher.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GE(peak.load(), 2) << "16 threads at once were served one connection at a time";
+  EXPECT_LE(peak.load(), 3) << "the pool opened more connections than it may";
+}
+
 // The scale-out keys: file, environment, and the refusals of validate().
 TEST(ScaleOutConfig, KeysEnvironmentAndRefusals) {
   TempDir t;
