@@ -95,7 +95,7 @@ export async function jobsPage(main, [query], state) {
       cursors.length ? el('button', { type: 'button', onclick: () => go({ cursor: cursors.slice(-1)[0] === '0' ? '' : cursors.slice(-1)[0], trail: cursors.slice(0, -1).join(',') }) }, '← Newer') : null,
       list.next_cursor ? el('button', { type: 'button', onclick: () => go({ cursor: list.next_cursor, trail: [...cursors, params.get('cursor') || '0'].join(',') }) }, 'Older →') : null);
     body.replaceChildren(
-      list.jobs.length ? table(['job', 'state', 'progress', 'method or plan', 'model or upload', 'created', ''], rows, `${list.jobs.length} jobs`)
+      list.jobs.length ? table(['job', 'state', 'progress', 'method or plan', 'model or upload', 'created', ''], rows, `${list.jobs.length} job${list.jobs.length === 1 ? "" : "s"}`)
         : el('p', {}, 'No jobs match.'), nav);
     return list.jobs.some((j) => live(j.state));
   };
