@@ -11,6 +11,7 @@
 #include <queue>
 
 #include "common/error.h"
+#include "model/token_id_table.h"
 #include "model/unicode_text.h"
 
 namespace tsm {
@@ -215,13 +216,10 @@ std::unique_ptr<SentencePieceBpeTokenizer> SentencePieceBpeTokenizer::from_json(
   // The model: vocabulary, options, merges.
   const json* vocab = field(*model, "vocab");
   if (!vocab || !vocab->is_object()) bad("model.vocab must be an object of token -> id");
-  int32_t max_id = -1;
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() >= INT32_MAX)
       bad("model.vocab['" + it.key() + "'] is not a token id");
-    const int32_t id = it.value().get<int32_t>();
-    t->vocab_[it.key()] = id;
-    max_id = std::max(max_id, id);
+    t->vocab_[it.key()] = it.value().get<int32_t>();
   }
   if (const json* d = field(*model, "dropout")) {
     if (!d->is_number() || d->get<double>() < 0 || d->get<double>() > 1) bad("model.dropout must be a number in [0, 1]");
@@ -298,29 +296,14 @@ std::unique_ptr<SentencePieceBpeTokenizer> SentencePieceBpeTokenizer::from_json(
       if (tok.content.empty()) continue;  // tokenizers ignores empty added tokens
       if (auto it = t->vocab_.find(tok.content); it != t->vocab_.end() && it->second != tok.id)
         bad(where + " '" + tok.content + "' has id " + std::to_string(tok.id) + " but model.vocab gives it " + std::to_string(it->second));
-      for (const auto& o : t->added_)
-        if (o.id == tok.id && o.content != tok.content) bad(where + " reuses id " + std::to_string(tok.id) + " of '" + o.content + "'");
-      max_id = std::max(max_id, tok.id);
       t->added_.push_back(std::move(tok));
     }
   }
-  // Vocabularies are dense; a sparse one would make id_to_token_ as large as its largest id.
-  const size_t n_tokens = t->vocab_.size() + t->added_.size();
-  if (max_id >= 0 && size_t(max_id) >= 4 * n_tokens + 1024)
-    bad("token id " + std::to_string(max_id) + " is far beyond the " + std::to_string(n_tokens) + " tokens (a sparse vocabulary)");
-  t->id_to_token_.assign(size_t(max_id + 1), "");
-  t->has_token_.assign(size_t(max_id + 1), 0);
-  for (const auto& [tok, id] : t->vocab_) {
-    if (t->has_token_[id]) bad("model.vocab gives id " + std::to_string(id) + " to both '" + t->id_to_token_[id] + "' and '" + tok + "'");
-    t->id_to_token_[id] = tok;
-    t->has_token_[id] = 1;
-  }
-  for (const auto& a : t->added_) {
-    if (t->has_token_[a.id] && t->id_to_token_[a.id] != a.content)
-      bad("added token '" + a.content + "' has id " + std::to_string(a.id) + ", which model.vocab gives to '" + t->id_to_token_[a.id] + "'");
-    t->id_to_token_[a.id] = a.content;
-    t->has_token_[a.id] = 1;
-  }
+  std::vector<std::pair<std::string, int32_t>> added_ids;
+  for (const auto& a : t->added_) added_ids.emplace_back(a.content, a.id);
+  TokenIdTable ids = build_token_id_table(t->vocab_, added_ids);
+  t->id_to_token_ = std::move(ids.token);
+  t->has_token_ = std::move(ids.has);
 
   // The pipeline around the model.
   if (const json* n = field(j, "normalizer")) parse_normalizer(*n, "normalizer", t->normalizer_);

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "model/sentencepiece_bpe.h"
+#include "model/token_id_table.h"
 #include "model/unicode_text.h"
 
 namespace tsm {
@@ -83,43 +84,22 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::from_json(const vo
   const json& model = j.at("model");
   const json& vocab = model.at("vocab");
   if (!vocab.is_object()) bad("model.vocab must be an object of token -> id");
-  int32_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > INT32_MAX)
       bad("model.vocab['" + it.key() + "'] is not a token id");
-    int32_t id = it.value().get<int32_t>();
-    t->vocab_[it.key()] = id;
-    max_id = std::max(max_id, id);
+    t->vocab_[it.key()] = it.value().get<int32_t>();
   }
   std::vector<std::pair<std::string, int32_t>> added;
   if (auto a = j.find("added_tokens"); a != j.end() && a->is_array())
     for (const auto& at : *a) {
-      if (!at.contains("content") || !at["content"].is_string() || !at.contains("id") || !at["id"].is_number_integer())
-        bad("added_tokens entries need a string 'content' and an integer 'id'");
+      if (!at.contains("content") || !at["content"].is_string() || !at.contains("id") || !at["id"].is_number_integer() ||
+          at["id"].get<int64_t>() < 0 || at["id"].get<int64_t>() > INT32_MAX)
+        bad("added_tokens entries need a string 'content' and a non-negative integer 'id'");
       added.emplace_back(at["content"].get<std::string>(), at["id"].get<int32_t>());
-      max_id = std::max(max_id, added.back().second);
     }
-  // Vocabularies are dense; a sparse one would make id_to_token_ as large as its largest id.
-  const size_t n_tokens = t->vocab_.size() + added.size();
-  if (max_id >= 0 && size_t(max_id) >= 4 * n_tokens + 1024)
-    bad("token id " + std::to_string(max_id) + " is far beyond the " + std::to_string(n_tokens) + " tokens (a sparse vocabulary)");
-  t->id_to_token_.assign(size_t(max_id + 1), "");
-  t->is_added_.assign(size_t(max_id + 1), false);
-  std::vector<char> has(size_t(max_id + 1), 0);
-  // One token per id: a second one would make decode(encode(text)) differ from text.
-  for (const auto& [tok, id] : t->vocab_) {
-    if (has[size_t(id)]) bad("model.vocab gives id " + std::to_string(id) + " to both '" + t->id_to_token_[id] + "' and '" + tok + "'");
-    t->id_to_token_[id] = tok;
-    has[size_t(id)] = 1;
-  }
-  for (const auto& [tok, id] : added) {
-    if (id < 0) bad("added token '" + tok + "' has a negative id");
-    if (has[size_t(id)] && t->id_to_token_[id] != tok)
-      bad("added token '" + tok + "' has id " + std::to_string(id) + ", which model.vocab gives to '" + t->id_to_token_[id] + "'");
-    t->id_to_token_[id] = tok;
-    t->is_added_[id] = true;
-    has[size_t(id)] = 1;
-  }
+  TokenIdTable ids = build_token_id_table(t->vocab_, added);
+  t->id_to_token_ = std::move(ids.token);
+  t->is_added_.assign(ids.added.begin(), ids.added.end());
   std::sort(added.begin(), added.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   t->added_ = std::move(added);
 
