@@ -93,8 +93,8 @@ std::unique_ptr<ByteLevelBpeTokenizer> ByteLevelBpeTokenizer::from_json(const vo
   if (auto a = j.find("added_tokens"); a != j.end() && a->is_array())
     for (const auto& at : *a) {
       if (!at.contains("content") || !at["content"].is_string() || !at.contains("id") || !at["id"].is_number_integer() ||
-          at["id"].get<int64_t>() < 0 || at["id"].get<int64_t>() > INT32_MAX)
-        bad("added_tokens entries need a string 'content' and a non-negative integer 'id'");
+          at["id"].get<int64_t>() < INT32_MIN || at["id"].get<int64_t>() > INT32_MAX)
+        bad("added_tokens entries need a string 'content' and a 32-bit integer 'id'");  // a negative one: token_id_table
       added.emplace_back(at["content"].get<std::string>(), at["id"].get<int32_t>());
     }
   TokenIdTable ids = build_token_id_table(t->vocab_, added);

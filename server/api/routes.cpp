@@ -56,7 +56,7 @@ void add_routes(App& app) {
     // On a shared store (PostgreSQL, perhaps on another host) a store read is a network round trip:
     // the /v1 handlers that read it run on the request pool, so an I/O thread never waits on it.
     const bool reads_store = pat.rfind("/v1/", 0) == 0 && pat != "/v1/openapi.json";
-    const RunOn run = app.store->shared() && reads_store && r.body == BodyMode::Buffered ? RunOn::Pool : r.run;
+    const RunOn run = app.store && app.store->shared() && reads_store && r.body == BodyMode::Buffered ? RunOn::Pool : r.run;
     app.router.add(
         r.verb, r.pattern, scope, [&app, h = r.handler](RequestPtr req, Respond respond) { h(app, std::move(req), std::move(respond)); },
         r.body, run);

@@ -72,6 +72,11 @@ struct PostgresStore::Slot {
   PGconn* conn = nullptr;
   bool busy = false;
   std::unordered_map<std::string, std::string> prepared;  ///< SQL text -> statement name
+  Slot() = default;
+  Slot(const Slot&) = delete;
+  ~Slot() {  // also when the store's constructor throws (a failed migration): no connection leaks
+    if (conn) PQfinish(conn);
+  }
 };
 
 PostgresStore::Conn::~Conn() {
@@ -198,9 +203,6 @@ PostgresStore::PostgresStore(const std::string& conninfo, int connections)
 PostgresStore::~PostgresStore() {
   stop_ = true;
   if (listener_.joinable()) listener_.join();
-  std::lock_guard lk(pool_mu_);
-  for (Slot& s : slots_)
-    if (s.conn) PQfinish(s.conn);
 }
 
 PostgresStore::Conn PostgresStore::lease() {

@@ -244,11 +244,17 @@ SqliteStore::SqliteStore(const std::string& path) : cache_(std::make_unique<Stmt
     sqlite3_close(db_);
     throw Error("cannot open database " + path + ": " + msg);
   }
-  sqlite3_busy_timeout(db_, 5000);
-  exec("PRAGMA journal_mode=WAL;");
-  exec("PRAGMA synchronous=NORMAL;");
-  exec("PRAGMA foreign_keys=ON;");
-  migrate();
+  try {
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode=WAL;");
+    exec("PRAGMA synchronous=NORMAL;");
+    exec("PRAGMA foreign_keys=ON;");
+    migrate();
+  } catch (...) {  // no destructor runs for a constructor that throws: close what it opened
+    cache_.reset();
+    sqlite3_close_v2(db_);
+    throw;
+  }
 }
 
 SqliteStore::~SqliteStore() {

@@ -82,6 +82,9 @@ TEST(Tokenizer, BadInputs) {
   json negative = good;
   negative["added_tokens"][0]["id"] = -5;
   refused(negative, "negative id");
+  json huge = good;  // 2^32 + 1 used to be truncated to id 1
+  huge["added_tokens"][0]["id"] = (int64_t(1) << 32) + 1;
+  refused(huge, "32-bit integer 'id'");
   // A tokenizer kind not implemented (a Unigram model) is refused with a message that says what to do.
   try {
     load_tokenizer(R"({"model": {"type": "Unigram", "vocab": []}, "pre_tokenizer": {"type": "Metaspace"}})");
