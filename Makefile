@@ -4,7 +4,10 @@ JOBS   ?= $(shell nproc)
 BIN    := build/$(PRESET)/bin
 # ccache (when installed) keys on paths relative to the checkout, so another clone of the same
 # commit (CI's) reuses this one's objects.
+# Test objects carry no absolute path (tests/support/test_paths.h); the sanitizer variants' debug
+# info names the build directory, which ccache then leaves out of its hash (CCACHE_NOHASHDIR).
 export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
 
 .PHONY: deps configure build test run bench clean pi-test fuzz sanitize
 deps:

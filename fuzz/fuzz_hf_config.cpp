@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "support/test_paths.h"
 #include "common/error.h"
 #include "formats/hf_model_dir.h"
 #include "fuzz_util.h"

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "support/test_paths.h"
 #include "common/error.h"
 #include "common/utf8.h"
 #include "fuzz_util.h"

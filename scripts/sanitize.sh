@@ -5,7 +5,10 @@
 #         `heavy` label (whole-model planner and memory runs), the fuzz corpora replayed included.
 #   tsan: ThreadSanitizer on the server, store, queue and client tests (labels server and client),
 #         with OMP_NUM_THREADS=1 (libgomp is not instrumented); the server processes the tests start
-#         are the TSan build too.
+#         are the TSan build too. The preset compiles with -U__SANITIZE_THREAD__ -D_GLIBCXX_TSAN=1:
+#         protobuf's MapFieldBase gains two members under __SANITIZE_THREAD__, so generated code
+#         would disagree with Debian's uninstrumented libprotobuf about its layout (heap corruption,
+#         "CHECK failed: target + size == res"); libstdc++ keeps its TSan mode through _GLIBCXX_TSAN.
 # Prints one line per part with its seconds, so CI's budget per part can be checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,7 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <csignal>
+#include <pthread.h>
+#include <thread>
 #include <iostream>
 
 #include "config/config.h"
@@ -94,13 +97,25 @@ int main(int argc, char** argv) {
     setup_logging(c);
     Service svc(c);
     svc.start();
-    std::thread sig([&svc, set] {
+    // The signal thread is joined before svc goes away (a detached one could still be inside
+    // request_stop() while svc is destroyed): at the end main wakes it with a SIGTERM of its own.
+    std::atomic<bool> ending{false};
+    std::thread sig([&svc, &ending, set] {
       int s = 0;
       sigwait(&set, &s);
+      if (ending) return;
       spdlog::info("signal {} received", s);
       svc.request_stop();
     });
-    sig.detach();
+    struct Joiner {
+      std::thread& t;
+      std::atomic<bool>& ending;
+      ~Joiner() {
+        ending = true;
+        pthread_kill(t.native_handle(), SIGTERM);  // blocked everywhere, so only its sigwait takes it
+        t.join();
+      }
+    } joiner{sig, ending};
     svc.wait();
     svc.stop();
   } catch (const std::exception& e) {

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/thread_count.h"
 #include "cli/cli_args.h"
 #include "common/number_text.h"
 #include "cli/command_registry.h"
@@ -231,7 +232,7 @@ void run_compress(const CompressArgs& a) {
   codec.resolve(params, rows, cols);  // parameter errors before the (possibly long) hashing and encoding
 
   CodecContext ctx;
-  ctx.threads = a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  ctx.threads = a.threads > 0 ? a.threads : default_thread_count();
   bool tty = !a.json_out && ::isatty(2);
   int last = -1;
   if (tty)

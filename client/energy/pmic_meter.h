@@ -2,6 +2,7 @@
 // rail voltage x current over every rail that has both readings, sampled on a thread. The rails sit
 // behind the PMIC, so conversion losses and USB loads are not seen (stated in the uncertainty).
 #pragma once
+#include <atomic>
 #include <string>
 
 #include "energy/sampling_meter.h"
@@ -31,7 +32,7 @@ class PmicMeter : public SamplingMeter {
 
  private:
   std::string command_;
-  int rails_ = 0;
+  std::atomic<int> rails_{0};  ///< written by each reading (the sampler thread and joules() callers)
 };
 
 }  // namespace tsm::client

@@ -14,6 +14,7 @@
 #include "formats/hf_model_dir.h"
 #include "common/error.h"
 #include "common/json_text.h"
+#include "common/thread_count.h"
 #include "formats/artifact_io.h"
 #include "jobs/job_input.h"
 #include "jobs/job_runner.h"
@@ -81,9 +82,7 @@ class PhaseClock {
 JobService::JobService(MetadataStore& store, BlobStore& blobs, std::string models_dir, int workers, int codec_threads,
                        size_t queue_capacity, QueueOptions queue)
     : store_(store), blobs_(blobs), models_dir_(std::move(models_dir)), workers_(workers),
-      codec_threads_(codec_threads > 0 ? codec_threads
-                                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                                         std::max(1, workers))),
+      codec_threads_(codec_threads > 0 ? codec_threads : std::max(1, default_thread_count() / std::max(1, workers))),
       queue_capacity_(queue_capacity), opt_(std::move(queue)) {
   if (opt_.worker_id.empty()) {
     char host[256] = {};

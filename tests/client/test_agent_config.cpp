@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "lib/agent_config.h"

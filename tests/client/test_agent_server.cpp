@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "common/sha256.h"
 #include "lib/agent.h"

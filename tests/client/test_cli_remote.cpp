@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "common/sha256.h"
 #include "support/server_process.h"

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "energy/energy_meter.h"

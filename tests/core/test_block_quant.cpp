@@ -12,6 +12,7 @@
 #include <fstream>
 #include <random>
 
+#include "support/test_paths.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "formats/array_pack.h"

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "support/cli_fixture.h"
 #include "common/sha256.h"

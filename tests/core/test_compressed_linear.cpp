@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "support/test_paths.h"
 #include "common/error.h"
 #include "formats/array_pack.h"
 #include "formats/hf_model_dir.h"

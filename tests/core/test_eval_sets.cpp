@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "formats/hf_model_dir.h"
 #include "model/evaluate.h"

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "formats/hf_model_dir.h"

@@ -13,6 +13,7 @@
 #include <random>
 #include <string>
 
+#include "support/test_paths.h"
 #include "formats/hf_model_dir.h"
 #include "methods/method_table.h"
 #include "pipeline/compress.h"

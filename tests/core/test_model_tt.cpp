@@ -3,6 +3,7 @@
 // model is > 0 and grows as the ranks fall; a whole-model artifact runs without the HF directory.
 #include <gtest/gtest.h>
 
+#include "support/test_paths.h"
 #include "formats/array_pack.h"
 #include "pipeline/compress.h"
 #include "common/error.h"

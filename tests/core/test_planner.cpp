@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "formats/artifact_io.h"

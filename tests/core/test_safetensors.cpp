@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <random>
 
+#include "support/test_paths.h"
 #include "common/error.h"
 #include "formats/safetensors.h"
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "support/test_paths.h"
 #include "pipeline/model_artifact.h"
 #include "pipeline/model_quality.h"
 #include "methods/saten/saten_codec.h"

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "model/sentencepiece_bpe.h"

@@ -4,6 +4,7 @@
 
 #include <Eigen/Dense>
 
+#include "support/test_paths.h"
 #include "common/thin_svd.h"
 #include "formats/hf_model_dir.h"
 #include "tt/tt_svd.h"

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "model/tokenizer.h"

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/test_paths.h"
 #include "common/matrix.h"
 #include "common/tensor.h"
 #include "formats/npy.h"

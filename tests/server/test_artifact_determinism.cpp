@@ -2,6 +2,7 @@
 // give the same artifact sha256 (twice on one server, and on two servers with 1 and 2 codec threads),
 // for a single tensor and for a whole model with its quality measured; the stored artifact carries a
 // content hash that verifies and no creation time, which the API takes from the database instead.
+#include "support/test_paths.h"
 #include "common/sha256.h"
 #include "formats/artifact_io.h"
 #include "server_harness.h"

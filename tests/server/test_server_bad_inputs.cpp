@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <sys/socket.h>
 
+#include "support/test_paths.h"
 #include "formats/safetensors.h"
 #include "server_harness.h"
 

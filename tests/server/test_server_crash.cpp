@@ -24,6 +24,7 @@
 #include <mutex>
 #include <set>
 
+#include "support/test_paths.h"
 #include "common/sha256.h"
 #include "formats/artifact_io.h"
 #include "server_harness.h"

@@ -4,6 +4,7 @@
 // the latest manifest, device reports and their summary, concurrent clients, the OpenAPI document.
 #include <google/protobuf/util/json_util.h>
 
+#include "support/test_paths.h"
 #include "pipeline/compress.h"
 #include "methods/method_table.h"
 #include "common/sha256.h"

@@ -1,6 +1,7 @@
 // Job lifecycle against real server processes: cancel a running job, graceful SIGTERM puts a
 // running job back to 'queued', kill -9 while running -> requeued at restart and finished, the
 // quality gate fails a job, auth scopes (401/403) and refusing a non-loopback bind without tokens.
+#include "support/test_paths.h"
 #include "common/sha256.h"
 #include "server_harness.h"
 

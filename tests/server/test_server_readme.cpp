@@ -1,5 +1,6 @@
 // The README's "Service walkthrough" curl block, executed verbatim (bash -euo pipefail) against a
 // fresh server on an ephemeral port, so the documentation cannot rot.
+#include "support/test_paths.h"
 #include "server_harness.h"
 
 using namespace tsm::test;

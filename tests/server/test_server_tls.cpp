@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 #include "common/sha256.h"
 #include "lib/http_client.h"

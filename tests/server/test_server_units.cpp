@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/test_paths.h"
 #include "api/report_summary.h"
 #include "common/error.h"
 #include "common/sha256.h"

@@ -5,6 +5,7 @@
 // refused upload remains (tmp/, blobs/, models/, the uploads table).
 #include <sqlite3.h>
 
+#include "support/test_paths.h"
 #include "common/error.h"
 #include "config/config.h"
 #include "pipeline/config_check.h"

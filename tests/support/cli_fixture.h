@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "support/test_paths.h"
 #include "common/atomic_file.h"
 
 namespace tsm::test {

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/test_paths.h"
+
 namespace tsm::testing {
 
 class ServerProcess {
