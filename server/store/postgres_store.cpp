@@ -70,6 +70,7 @@ class PostgresStore::Result {
 /// One pooled connection, its statements prepared once (by SQL text) and reused while it lives.
 struct PostgresStore::Slot {
   PGconn* conn = nullptr;
+  uint64_t epoch = 0;  ///< the store's epoch_ when conn was opened
   bool busy = false;
   std::unordered_map<std::string, std::string> prepared;  ///< SQL text -> statement name
   Slot() = default;
@@ -224,11 +225,18 @@ PGconn* PostgresStore::Conn::get() {
   PGconn*& c = slot_->conn;
   // A connection the server closed (a restart) is noticed here, before a statement is sent on it:
   // reading what already arrived (never blocks) turns it CONNECTION_BAD.
+  // Opened before the event thread last saw the database go away (a restart): the server closed
+  // it, even where libpq has not noticed yet. Reopened, unless a transaction is running on it.
+  if (c && !in_tx_ && slot_->epoch != s_->epoch_.load()) {
+    PQfinish(c);
+    c = nullptr;
+  }
   if (c && PQstatus(c) == CONNECTION_OK && PQconsumeInput(c) && PQstatus(c) == CONNECTION_OK) return c;
   // Inside a transaction a new connection would run the rest outside it: the transaction is lost.
   if (c && in_tx_) throw StoreUnavailable("database " + s_->redacted_ + " connection lost inside a transaction");
   if (c) PQfinish(c);
   slot_->prepared.clear();
+  slot_->epoch = s_->epoch_.load();
   c = PQconnectdb(s_->conninfo_.c_str());
   if (PQstatus(c) != CONNECTION_OK) {
     std::string msg = trim(PQerrorMessage(c));
@@ -583,6 +591,7 @@ void PostgresStore::listen_loop() {
     c = nullptr;
     was_down = true;
     up_ = false;
+    ++epoch_;  // the pool's connections of before are stale
   };
   while (!stop_) {
     if (!c) {

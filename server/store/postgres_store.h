@@ -7,8 +7,9 @@
 // request_cancel tsm_cancel, each with the job id as payload and delivered at commit.
 // Connections: a pool of up to `connections` for statements (each call leases one, waiting while
 // all are busy; a broken one is re-established at its next lease, so the process recovers by
-// itself when the database returns; a break inside a transaction is StoreUnavailable, never a
-// silent reconnect). Each connection prepares a statement once, the first time it runs that SQL
+// itself when the database returns, and every connection opened before the event thread last lost
+// the database is reopened at its next lease; a break inside a transaction is StoreUnavailable,
+// never a silent reconnect). Each connection prepares a statement once, the first time it runs that SQL
 // text, and reuses the plan (so migrations run only at start-up, before any statement is
 // prepared; a schema change under running processes needs their restart). One LISTEN connection on
 // its own thread for the store's whole life (re-established every 0.5 s while down, then Resync),
@@ -128,6 +129,7 @@ class PostgresStore : public MetadataStore {
   std::thread listener_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> up_{true};      ///< the event thread's last check of the database answered
+  std::atomic<uint64_t> epoch_{0};  ///< +1 each time the event thread loses the database (Slot::epoch)
   std::atomic<int> schema_seen_{0};  ///< the schema version that check read
 };
 
