@@ -70,15 +70,18 @@ void respond_when_done(App& app, Request& req, const std::string& id, double wai
   auto strand = boost::asio::make_strand(app.ioc);
   auto timer = std::make_shared<boost::asio::steady_timer>(strand, std::chrono::milliseconds(static_cast<int64_t>(wait_s * 1000)));
   auto pending = std::make_shared<Respond>(std::move(respond));
-  auto finish = [timer, pending, make] {
+  // The reply reads the store: on the request pool, not on the strand's I/O thread.
+  auto finish = [timer, pending, make, pool = &app.requests] {
     if (!*pending) return;
     Respond r = std::exchange(*pending, nullptr);
     timer->cancel();
-    try {
-      r(make());
-    } catch (const std::exception& e) {
-      r(problem(http::status::internal_server_error, e.what()));
-    }
+    boost::asio::post(*pool, [r = std::move(r), make] {
+      try {
+        r(make());
+      } catch (const std::exception& e) {
+        r(problem(http::status::internal_server_error, e.what()));
+      }
+    });
   };
   timer->async_wait([finish](const boost::system::error_code&) { finish(); });
   req.on_disconnect = [strand, timer, pending] {

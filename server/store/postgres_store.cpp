@@ -4,13 +4,13 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string_view>
 #include <unordered_map>
-#include <algorithm>
 
 #include "common/error.h"
 #include "spec/job_spec.h"

@@ -251,15 +251,16 @@ SqliteStore::SqliteStore(const std::string& path) : cache_(std::make_unique<Stmt
     exec("PRAGMA foreign_keys=ON;");
     migrate();
   } catch (...) {  // no destructor runs for a constructor that throws: close what it opened
-    cache_.reset();
-    sqlite3_close_v2(db_);
+    close();
     throw;
   }
 }
 
-SqliteStore::~SqliteStore() {
+SqliteStore::~SqliteStore() { close(); }
+
+void SqliteStore::close() noexcept {
   cache_.reset();  // finalize the statements before the connection
-  sqlite3_close(db_);
+  sqlite3_close_v2(db_);
 }
 
 void SqliteStore::exec(const char* sql) {

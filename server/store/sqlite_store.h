@@ -64,6 +64,7 @@ class SqliteStore : public MetadataStore {
   class Tx;
 
  private:
+  void close() noexcept;  ///< finalizes the statements, then closes the connection
   void exec(const char* sql);
   void migrate();
   std::mutex mu_;
