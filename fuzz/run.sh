@@ -21,17 +21,7 @@ declare -A MAXLEN=(
 [ ${#targets[@]} -eq 0 ] && targets=(npy safetensors hf_config tar_ingest artifact job_spec device_report
                                      tokenizer_json tokenizer_encode config_file http_request)
 
-missing=()
-for p in clang libfuzzer-14-dev libomp-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/install-deps.sh --fuzz
 
 lock=()
 [ -n "${TSM_BUILD_LOCK:-}" ] && lock=(flock -o "$TSM_BUILD_LOCK")

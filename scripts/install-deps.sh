@@ -11,8 +11,17 @@ PKGS=(
 )
 # libpq-dev: PostgresStore; postgresql: the server binaries (initdb, postgres) the PostgreSQL tests
 # start a throw-away cluster with (the package's own cluster is not used by them).
-# --test: what the tests need beyond the build (Debian's chromium for tests/web; never a download).
-[ "${1:-}" = "--test" ] && PKGS+=(chromium)
+# Options (any number): --test: what the tests need beyond the build (Debian's chromium for
+# tests/web; never a download); --clang: clang with LLVM's OpenMP (the asan preset); --fuzz: that
+# and libFuzzer (the fuzz preset).
+for opt in "$@"; do
+  case $opt in
+    --test) PKGS+=(chromium) ;;
+    --clang) PKGS+=(clang libomp-dev) ;;
+    --fuzz) PKGS+=(clang libomp-dev libfuzzer-14-dev) ;;
+    *) echo "install-deps: unknown option '$opt' (--test, --clang, --fuzz)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

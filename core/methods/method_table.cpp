@@ -4,6 +4,7 @@
 #include "methods/block_quant/block_linear.h"
 #include "methods/block_quant/block_quant_codec.h"
 #include "methods/correction/qlr_codec.h"
+#include "methods/correction/qtt_codec.h"
 #include "methods/fp16/fp16_codec.h"
 #include "methods/fp16/fp16_linear.h"
 #include "methods/int8/int8_codec.h"
@@ -34,6 +35,7 @@ const BlockQuantCodec kQ4_K{BlockType::kQ4_K};
 const BlockQuantCodec kQ3_K{BlockType::kQ3_K};
 const BlockQuantCodec kQ2_K{BlockType::kQ2_K};
 const QlrCodec kQlr;
+const QttCodec kQtt;
 
 //                    codec       LinearOp            TokenEmbedding      default for            LinearOp, stored (in, out)
 const std::vector<Method> kMethods = {
@@ -53,6 +55,7 @@ const std::vector<Method> kMethods = {
     {&kQ3_K,    &make_block_linear, nullptr,            DefaultFor::kNone},
     {&kQ2_K,    &make_block_linear, nullptr,            DefaultFor::kNone},
     {&kQlr,     nullptr,            nullptr,            DefaultFor::kNone},
+    {&kQtt,     nullptr,            nullptr,            DefaultFor::kNone},
 };
 
 /// The names of the rows that `keep`, comma-separated.

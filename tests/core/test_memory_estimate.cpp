@@ -102,6 +102,8 @@ TEST(MemoryEstimate, MatrixJobsStayWithinTheirEstimate) {
       {"tt-token", {{"shape", {8, 8, 16}}, {"ranks", {8, 8}}}},
       {"saten", json::object()},
       {"qlr", {{"base", "q3_k"}, {"rank", 16}}},
+      {"qtt", {{"base", "q3_k"}, {"rank", 16}}},
+      {"saten", {{"core_bits", 4}}},
   };
   for (const auto& [method, params] : jobs) {
     const Codec& c = find_codec(method);

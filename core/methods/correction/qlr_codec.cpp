@@ -7,33 +7,14 @@
 
 #include "common/thin_svd.h"
 #include "formats/array_pack.h"
-#include "methods/block_quant/block_quant_codec.h"
+#include "methods/correction/quantized_base.h"
 #include "methods/int8/int8_codec.h"
 
 namespace tsm {
 
 namespace {
 
-std::vector<std::string> block_type_names() {
-  std::vector<std::string> out;
-  for (BlockType t : {BlockType::kQ8_0, BlockType::kQ4_0, BlockType::kQ4_1, BlockType::kQ5_0, BlockType::kQ5_1, BlockType::kQ6_K,
-                      BlockType::kQ5_K, BlockType::kQ4_K, BlockType::kQ3_K, BlockType::kQ2_K})
-    out.emplace_back(block_format(t).name);
-  return out;
-}
-
-const BlockQuantCodec& base_codec(const std::string& base) {
-  static const std::vector<BlockQuantCodec> codecs = [] {
-    std::vector<BlockQuantCodec> v;
-    for (const auto& n : block_type_names()) v.emplace_back(*parse_block_type(n));
-    return v;
-  }();
-  for (const auto& c : codecs)
-    if (c.name() == base) return c;
-  throw ParamError("base", "unknown block type '" + base + "'");
-}
-
-json base_params(const QlrParams& p) { return {{"orientation", p.orientation}, {"calibration", p.calibration}}; }
+json base_params(const QlrParams& p) { return tsm::base_params(p.orientation, p.calibration); }
 
 /// Per-row int8 of M (rows, cols): values (rows * cols) and scales (rows).
 void quantize_rows(const MatrixRM& M, std::vector<int8_t>& q, std::vector<float>& scales) {
@@ -62,7 +43,7 @@ MatrixRM dequantize_rows(const v1::CompressedTensor& t, const char* values, cons
 QlrCodec::QlrCodec()
     : spec_(std::string(kQlrMethod),
             {
-                choice_param("base", &QlrParams::base, block_type_names(), "the block type of the quantized base"),
+                choice_param("base", &QlrParams::base, base_type_names(), "the block type of the quantized base"),
                 integer_param("rank", &QlrParams::rank, 1, std::numeric_limits<int64_t>::max(),
                               "rank of the correction L R of the base's residual (at most min(rows, cols))"),
                 choice_param("orientation", &QlrParams::orientation, {"out_in", "in_out"},
@@ -95,12 +76,10 @@ v1::CompressedTensor QlrCodec::encode_calibrated(ConstMatrixRef W, const json& r
 }
 
 v1::CompressedTensor QlrCodec::encode_with(ConstMatrixRef W, const QlrParams& p, const Calibration* cal, const CodecContext& ctx) const {
-  const BlockQuantCodec& bq = base_codec(p.base);
-  const json bp = base_params(p);
-  const v1::CompressedTensor base = cal ? bq.encode_calibrated(W, bp, *cal, ctx) : bq.encode(W, bp, ctx);
+  const v1::CompressedTensor base = encode_base(W, p.base, base_params(p), cal, ctx);
   ctx.check_cancel();
   const bool io = p.orientation == "in_out";
-  const MatrixRM Rs = W - bq.decode(base);                    // stored shape
+  const MatrixRM Rs = W - base_codec(p.base).decode(base);    // stored shape
   const Eigen::MatrixXd R = io ? Eigen::MatrixXd(Rs.transpose().cast<double>()) : Eigen::MatrixXd(Rs.cast<double>());  // (out, in)
   const int64_t out = R.rows(), in = R.cols(), k = p.rank;
   MatrixRM left(out, k), right(k, in);
@@ -157,12 +136,7 @@ MatrixRM QlrCodec::decode(const v1::CompressedTensor& t) const {
     throw FormatError("qlr tensor '" + t.name() + "': " + e.what());
   }
   if (p.rank < 1 || p.rank > std::min(rows, cols)) throw FormatError("qlr tensor '" + t.name() + "': rank out of range");
-  const BlockQuantCodec& bq = base_codec(p.base);
-  v1::CompressedTensor base = tensor_header(bq.name(), rows, cols);
-  base.set_name(t.name());
-  base.set_params_json(base_params(p).dump());
-  base.add_arrays()->CopyFrom(find_array(t, "blocks"));
-  MatrixRM M = bq.decode(base);
+  MatrixRM M = decode_base(t, p.base, base_params(p), rows, cols);
   const bool io = p.orientation == "in_out";
   const int64_t out = io ? cols : rows, in = io ? rows : cols;
   const MatrixRM L = dequantize_rows(t, "left", "left_scales", out, p.rank);

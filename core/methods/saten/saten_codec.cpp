@@ -9,6 +9,7 @@
 #include "common/tensor.h"
 #include "metrics/metrics.h"
 #include "methods/saten/saten_fit.h"
+#include "methods/tt_core_arrays.h"
 
 namespace tsm {
 
@@ -55,6 +56,9 @@ const ParamSpec<SatenParams>& saten_param_spec() {
       integer_param("refine_rounds", &SatenParams::refine_rounds, 0, 50, "alternations TT(W - S) / S = top(W - TT)"),
       choice_param("orientation", &SatenParams::orientation, {"out_in", "in_out"},
                    "in_out: the tensor is stored (in, out) as GPT-2 Conv1D"),
+      int_choice_param("core_bits", &SatenParams::core_bits, {32, 8, 4},
+                       "bits per stored TT core element: 32 (f32), 8 or 4 (symmetric, one scale per core column); "
+                       "the sparse part is re-fitted to the rounded cores"),
   });
   return spec;
 }
@@ -68,6 +72,14 @@ std::vector<int64_t> read_i64(const v1::CompressedTensor& t, const std::string& 
   const auto s = array_shape(a);
   if (s.size() != 1) throw FormatError("saten tensor '" + t.name() + "': '" + name + "' must be 1-D");
   return unpack<int64_t>(a);
+}
+
+/// Rounds f's cores to the stored precision (what decode will see); the sparse values become the
+/// residual of the rounded train on their mask (the mask and so the bytes stay).
+void round_cores(SatenFactors& f, int bits, ConstMatrixRef Wo) {
+  if (bits == 32) return;
+  for (int k = 0; k < f.tt.order(); ++k) f.tt.cores[size_t(k)] = round_core(f.tt.cores[size_t(k)], f.tt.ranks[size_t(k) + 1], bits);
+  if (f.sparse.nnz() > 0) f.sparse.refill(Wo - f.tt_dense());
 }
 
 }  // namespace
@@ -154,7 +166,7 @@ v1::CompressedTensor saten_to_proto(const SatenFactors& f, const SatenParams& re
       shape = {f.tt.ranks[k], f.tt.modes[k], f.tt.ranks[k + 1]};
     else
       shape = {f.tt.ranks[k], L.out_modes[k], L.in_modes[k], f.tt.ranks[k + 1]};
-    add(make_array<float>("core_" + std::to_string(k), shape, std::span<const float>(f.tt.cores[k])));
+    add_core_arrays(t, k, shape, f.tt.cores[k], resolved.core_bits);
   }
   const SparsitySpec spec = SparsitySpec::parse(resolved.sparsity, resolved.density.value_or(0.0));
   const auto& S = f.sparse;
@@ -230,6 +242,9 @@ SatenFactors saten_from_proto(const v1::CompressedTensor& t) {
     const bool in_out = saten_in_out(params);
     const int64_t d_out = int64_t(in_out ? t.shape(1) : t.shape(0)), d_in = int64_t(in_out ? t.shape(0) : t.shape(1));
     const auto kind = parse_layout(params.value("layout", std::string("saten")));
+    const json& jb = params.contains("core_bits") ? params["core_bits"] : json(32);
+    if (!jb.is_number_integer()) throw FormatError(who + "core_bits must be an integer");
+    const int bits = checked_core_bits(jb.get<int64_t>());
     auto in_modes = read_i64(t, "in_modes"), out_modes = read_i64(t, "out_modes");
     if (in_modes.size() > 16 || out_modes.size() > 16) throw FormatError(who + "too many modes");
     for (int64_t m : in_modes)
@@ -247,14 +262,10 @@ SatenFactors saten_from_proto(const v1::CompressedTensor& t) {
     for (int64_t r : f.tt.ranks)
       if (r < 1 || r > kMaxRank) throw FormatError(who + "rank " + std::to_string(r) + " out of range");
     for (int k = 0; k < d; ++k) {
-      const auto& a = find_array(t, "core_" + std::to_string(k));
-      const auto s = array_shape(a);
-      std::vector<int64_t> want = kind == SatenLayoutKind::Saten
-                                      ? std::vector<int64_t>{f.tt.ranks[k], modes[k], f.tt.ranks[k + 1]}
-                                      : std::vector<int64_t>{f.tt.ranks[k], out_modes[k], in_modes[k], f.tt.ranks[k + 1]};
-      if (s != want || a.dtype() != v1::F32)
-        throw FormatError(who + "'core_" + std::to_string(k) + "' must be f32 " + shape_str(want) + ", found " + shape_str(s));
-      f.tt.cores.push_back(unpack<float>(a));
+      const std::vector<int64_t> want = kind == SatenLayoutKind::Saten
+                                            ? std::vector<int64_t>{f.tt.ranks[k], modes[k], f.tt.ranks[k + 1]}
+                                            : std::vector<int64_t>{f.tt.ranks[k], out_modes[k], in_modes[k], f.tt.ranks[k + 1]};
+      f.tt.cores.push_back(read_core_arrays(t, k, want, bits, who));
     }
     f.sparse = SparseResidual::empty(d_out, d_in);
     if (const auto* nv = try_find_array(t, "nm_values")) {
@@ -325,7 +336,8 @@ v1::CompressedTensor SatenCodec::encode(ConstMatrixRef W, const json& resolved, 
     ctx.check_cancel();
     ctx.report(double(round) / (o.refine_rounds + 1));
   };
-  const SatenFactors f = saten_fit(Wo, o);
+  SatenFactors f = saten_fit(Wo, o);
+  round_cores(f, r.core_bits, Wo);
   ctx.report(1.0);
   return saten_to_proto(f, r);
 }
@@ -351,7 +363,8 @@ v1::CompressedTensor saten_encode_calibrated(ConstMatrixRef W, const SatenParams
     if (cal.adam_steps > 0) ctx.report(double(step) / cal.adam_steps);
     if (user_step) user_step(step);
   };
-  const SatenFactors f = saten_fit_calibrated(Wo, C, o, c, report);
+  SatenFactors f = saten_fit_calibrated(Wo, C, o, c, report);
+  round_cores(f, r.core_bits, Wo);
   return saten_to_proto(f, r, true);
 }
 
@@ -421,6 +434,7 @@ std::vector<v1::Baseline> saten_baselines(ConstMatrixRef W, const SatenParams& r
       SatenParams rr = r;
       rr.sparsity = "none";
       rr.density.reset();
+      rr.core_bits = 32;  // the plain-TT baseline is f32, as its byte count assumes
       const auto t = saten_to_proto(f, rr);
       uint64_t b = 16;
       for (const auto& a : t.arrays()) b += array_bytes(a);

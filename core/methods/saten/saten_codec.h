@@ -1,7 +1,8 @@
 // "saten" (arXiv 2505.14871): W ~ TT(layout(W)) + S, tensor train plus sparse residual (this folder).
 // Arrays (little-endian, row-major):
 //   "in_modes" i64 (a), "out_modes" i64 (b), "ranks" i64 (d+1),
-//   "core_k" f32 for k = 0..d-1: saten layout (r_k, n_k, r_{k+1}); mpo (r_k, o_k, i_k, r_{k+1})
+//   "core_k" for k = 0..d-1: saten layout (r_k, n_k, r_{k+1}); mpo (r_k, o_k, i_k, r_{k+1}); f32, or
+//            with core_bits 8 / 4 i8 / packed u8 plus "core_scales_k" f32 (r_{k+1}) (tt_core_arrays.h)
 //   unstructured: "sp_row_ptr" u32|i64 (d_out+1), "sp_cols" u16|u32 (nnz), "sp_values" f32 (nnz)
 //   N:M:          "nm_values" f32 (d_out, d_in/M*N), "nm_index" u8 (ceil(d_out*d_in/M*N*bits/8)),
 //                 bits = ceil(log2 M) per kept value = its position in its group, LSB first.
@@ -36,6 +37,7 @@ struct SatenParams {
   int index_bits = 0;                              ///< CSR column index width; 0 = 16 when d_in <= 65536
   int64_t refine_rounds = 3;                       ///< alternations TT(W - S) / S = top(W - TT), 0..50
   std::string orientation = "out_in";              ///< in_out: stored (in, out) as GPT-2 Conv1D
+  int core_bits = 32;                              ///< 32 (f32), 8 or 4 bits per stored core element
   bool in_out() const { return orientation == "in_out"; }
 };
 /// Validates params for a stored (rows, cols) matrix; throws ParamError naming the field.
