@@ -103,7 +103,7 @@ std::vector<float> read_core_arrays(const v1::CompressedTensor& t, int k, std::s
   const auto scales = unpack<float>(sa);
   for (float x : scales)
     if (!std::isfinite(x)) throw FormatError(who + "'core_scales_" + std::to_string(k) + "' holds a non-finite scale");
-  std::vector<float> out(size_t(n));
+  std::vector<float> out(static_cast<size_t>(n));
   if (bits == 8) {
     if (a.dtype() != v1::I8 || !std::equal(s.begin(), s.end(), shape.begin(), shape.end())) throw bad("i8 " + shape_str(shape));
     const auto q = unpack<int8_t>(a);

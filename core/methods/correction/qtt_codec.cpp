@@ -73,9 +73,7 @@ v1::CompressedTensor QttCodec::encode_with(ConstMatrixRef W, const QttParams& p,
   ctx.check_cancel();
 
   auto t = tensor_header(name(), W.rows(), W.cols());
-  json used = spec_.to_json(p);
-  used["tt_ranks"] = tt.ranks;
-  t.set_params_json(used.dump());
+  t.set_params_json(spec_.to_json(p).dump());
   t.add_arrays()->CopyFrom(find_array(base, "blocks"));
   const std::vector<int64_t> d{p.order}, d1{p.order + 1};
   t.add_arrays()->CopyFrom(make_array<int64_t>("out_modes", d, std::span<const int64_t>(L.out_modes)));
