@@ -269,7 +269,8 @@ TEST(Gptq, LowerLayerLossThanRoundToNearest) {
 class BlockQuantModel : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
 
 TEST_P(BlockQuantModel, GptqBeatsRoundToNearestInKl) {
-  const auto& [name, regex] = GetParam();
+  const auto& [name, regex_binding] = GetParam();
+  const std::string regex = regex_binding;  // a copy the lambda captures: clang 14 cannot capture a structured binding
   const std::string dir = std::string(TSM_FIXTURES_DIR) + "/" + name;
   const HfModelDir model = HfModelDir::open(dir);
   std::ifstream f(dir + "/reference.json");

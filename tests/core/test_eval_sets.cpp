@@ -83,7 +83,8 @@ TEST(EvalSets, BuildRefusesEvaluationOnCalibrationData) {
 class TokenWeights : public ::testing::TestWithParam<std::pair<const char*, const char*>> {};
 
 TEST_P(TokenWeights, RatioAllocationBeatsUniformRanksInKl) {
-  const auto [name, embedding] = GetParam();
+  const auto [name, embedding_binding] = GetParam();
+  const auto embedding = embedding_binding;  // a copy the lambda captures: clang 14 cannot capture a structured binding
   const HfModelDir model = HfModelDir::open(fixture(name));
   std::ifstream f(fixture(std::string(name) + "/reference.json"));
   const auto ids = nlohmann::json::parse(f).at("eval_ids").get<std::vector<int32_t>>();

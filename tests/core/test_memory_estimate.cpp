@@ -105,7 +105,9 @@ TEST(MemoryEstimate, MatrixJobsStayWithinTheirEstimate) {
       {"qtt", {{"base", "q3_k"}, {"rank", 16}}},
       {"saten", {{"core_bits", 4}}},
   };
-  for (const auto& [method, params] : jobs) {
+  for (const auto& job : jobs) {
+    const std::string& method = job.first;  // not structured bindings: clang 14 cannot capture them
+    const json& params = job.second;
     const Codec& c = find_codec(method);
     const json r = c.resolve(params, rows, cols);
     const MemoryEstimate est = estimate_matrix_job(c, rows, cols, r, true);

@@ -232,3 +232,32 @@ TEST(Qtt, BadParamsAndCorruptedTensors) {
   }, "order disagrees");
   expect_bad([](auto& t) { array(t, "core_scales_0")->set_name("x"); }, "scales missing");
 }
+
+TEST(CorrectionBase, NarrowRowsShareSuperBlocksAndOlderTensorsReadAsRows) {
+  // 128 inputs: a k-quant base in rows packing pads each row to 256 values; auto packs two rows per
+  // super-block, as the block types do. A tensor written before the base had packing (no "packing"
+  // in its params) holds rows-packed blocks and still decodes.
+  const MatrixRM W = random_matrix(64, 128, 13);
+  for (const char* method : {"qtt", "qlr"}) {
+    const Codec& c = find_codec(method);
+    const json fl = c.resolve({{"base", "q3_k"}, {"rank", 4}}, 64, 128), rw = c.resolve({{"base", "q3_k"}, {"rank", 4}, {"packing", "rows"}}, 64, 128);
+    EXPECT_EQ(fl["packing"], "flat") << method;
+    const auto tf = c.encode(W, fl, {}), tr = c.encode(W, rw, {});
+    const Codec& q = find_codec("q3_k");
+    EXPECT_EQ(c.stored_bytes(tr) - c.stored_bytes(tf),
+              q.stored_bytes(q.encode(W, q.resolve({{"packing", "rows"}}, 64, 128), {})) - q.stored_bytes(q.encode(W, q.resolve({}, 64, 128), {})))
+        << method;
+    EXPECT_GT(c.stored_bytes(tr), c.stored_bytes(tf)) << method;
+    auto old = tr;
+    json p = json::parse(old.params_json());
+    p.erase("packing");
+    old.set_params_json(p.dump());
+    EXPECT_EQ(c.decode(old), c.decode(tr)) << method;
+    auto bad = tf;
+    json pb = json::parse(bad.params_json());
+    pb.erase("packing");  // flat blocks read as rows: the sizes disagree
+    bad.set_params_json(pb.dump());
+    EXPECT_THROW(c.decode(bad), FormatError) << method;
+  }
+  EXPECT_EQ(test::param_error_field([] { find_codec("qtt").resolve({{"base", "q3_k"}, {"packing", "flat"}}, 64, 100); }), "packing");
+}

@@ -14,7 +14,9 @@ namespace tsm {
 
 namespace {
 
-json base_params(const QlrParams& p) { return tsm::base_params(p.orientation, p.calibration); }
+json base_params(const QlrParams& p, int64_t rows, int64_t cols) {
+  return tsm::base_params(p.base, p.orientation, p.calibration, p.packing, rows, cols);
+}
 
 /// Per-row int8 of M (rows, cols): values (rows * cols) and scales (rows).
 void quantize_rows(const MatrixRM& M, std::vector<int8_t>& q, std::vector<float>& scales) {
@@ -51,13 +53,15 @@ QlrCodec::QlrCodec()
                 choice_param("calibration", &QlrParams::calibration, {"none", "gptq"},
                              "gptq: the base by GPTQ and the correction fitted in the norm of the layer's inputs; needs a "
                              "whole-model job with calibrate"),
+                choice_param("packing", &QlrParams::packing, {"auto", "rows", "flat"}, kBasePackingHelp),
             }) {}
 
 json QlrCodec::resolve(const json& params, int64_t rows, int64_t cols) const {
-  const QlrParams p = spec_.parse(params);
+  QlrParams p = spec_.parse(params);
   if (rows < 1 || cols < 1) throw ParamError("shape", "needs a non-empty matrix");
   if (p.rank > std::min(rows, cols))
     throw ParamError("rank", "rank " + std::to_string(p.rank) + " exceeds min(rows, cols) = " + std::to_string(std::min(rows, cols)));
+  p.packing = base_params(p, rows, cols)["packing"].get<std::string>();
   return spec_.to_json(p);
 }
 
@@ -76,7 +80,7 @@ v1::CompressedTensor QlrCodec::encode_calibrated(ConstMatrixRef W, const json& r
 }
 
 v1::CompressedTensor QlrCodec::encode_with(ConstMatrixRef W, const QlrParams& p, const Calibration* cal, const CodecContext& ctx) const {
-  const v1::CompressedTensor base = encode_base(W, p.base, base_params(p), cal, ctx);
+  const v1::CompressedTensor base = encode_base(W, p.base, base_params(p, W.rows(), W.cols()), cal, ctx);
   ctx.check_cancel();
   const bool io = p.orientation == "in_out";
   const MatrixRM Rs = W - base_codec(p.base).decode(base);    // stored shape
@@ -129,14 +133,22 @@ MatrixRM QlrCodec::decode(const v1::CompressedTensor& t) const {
   auto [rows, cols] = matrix_shape(t);
   QlrParams p;
   try {
-    p = spec_.parse(t.params_json().empty() ? json::object() : json::parse(t.params_json()));
+    const json stored = t.params_json().empty() ? json::object() : json::parse(t.params_json());
+    p = spec_.parse(stored);
+    if (!stored.is_object() || !stored.contains("packing")) p.packing = "rows";  // written before the base had packing
   } catch (const json::exception&) {
     throw FormatError("qlr tensor '" + t.name() + "': params_json is not JSON");
   } catch (const ParamError& e) {
     throw FormatError("qlr tensor '" + t.name() + "': " + e.what());
   }
   if (p.rank < 1 || p.rank > std::min(rows, cols)) throw FormatError("qlr tensor '" + t.name() + "': rank out of range");
-  MatrixRM M = decode_base(t, p.base, base_params(p), rows, cols);
+  json bp;
+  try {
+    bp = base_params(p, rows, cols);
+  } catch (const ParamError& e) {
+    throw FormatError("qlr tensor '" + t.name() + "': " + e.what());
+  }
+  MatrixRM M = decode_base(t, p.base, bp, rows, cols);
   const bool io = p.orientation == "in_out";
   const int64_t out = io ? cols : rows, in = io ? rows : cols;
   const MatrixRM L = dequantize_rows(t, "left", "left_scales", out, p.rank);
@@ -151,7 +163,7 @@ MatrixRM QlrCodec::decode(const v1::CompressedTensor& t) const {
 uint64_t QlrCodec::working_set_bytes(int64_t rows, int64_t cols, const json& r, bool cal) const {
   const uint64_t mn = uint64_t(rows) * uint64_t(cols), n = uint64_t(std::max(rows, cols));
   const QlrParams p = spec_.parse(r);
-  const uint64_t base = base_codec(p.base).working_set_bytes(rows, cols, base_params(p), cal);
+  const uint64_t base = base_codec(p.base).working_set_bytes(rows, cols, base_params(p, rows, cols), cal);
   return base + 48 * mn + 24 * n * n + (cal ? 24 * n * n + 16 * mn : 0);
 }
 

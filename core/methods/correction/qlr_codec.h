@@ -28,6 +28,7 @@ struct QlrParams {
   int64_t rank = 16;
   std::string orientation = "out_in";
   std::string calibration = "none";
+  std::string packing = "auto";  ///< the base's; resolved to rows | flat (absent in older artifacts: rows)
 };
 
 class QlrCodec : public Codec {

@@ -13,7 +13,9 @@ namespace tsm {
 
 namespace {
 
-json base_params(const QttParams& p) { return tsm::base_params(p.orientation, p.calibration); }
+json base_params(const QttParams& p, int64_t rows, int64_t cols) {
+  return tsm::base_params(p.base, p.orientation, p.calibration, p.packing, rows, cols);
+}
 
 std::vector<int64_t> read_modes(const v1::CompressedTensor& t, const std::string& name, const std::string& who) {
   const v1::Array& a = find_array(t, name);
@@ -40,11 +42,13 @@ QttCodec::QttCodec()
                              "in_out: the tensor is stored (in, out) (GPT-2 Conv1D)"),
                 choice_param("calibration", &QttParams::calibration, {"none", "gptq"},
                              "gptq: the base by GPTQ (needs a whole-model job with calibrate); the train then fits its residual"),
+                choice_param("packing", &QttParams::packing, {"auto", "rows", "flat"}, kBasePackingHelp),
             }) {}
 
 json QttCodec::resolve(const json& params, int64_t rows, int64_t cols) const {
-  const QttParams p = spec_.parse(params);
+  QttParams p = spec_.parse(params);
   if (rows < 1 || cols < 1) throw ParamError("shape", "needs a non-empty matrix");
+  p.packing = base_params(p, rows, cols)["packing"].get<std::string>();
   return spec_.to_json(p);
 }
 
@@ -63,7 +67,7 @@ v1::CompressedTensor QttCodec::encode_calibrated(ConstMatrixRef W, const json& r
 }
 
 v1::CompressedTensor QttCodec::encode_with(ConstMatrixRef W, const QttParams& p, const Calibration* cal, const CodecContext& ctx) const {
-  const v1::CompressedTensor base = encode_base(W, p.base, base_params(p), cal, ctx);
+  const v1::CompressedTensor base = encode_base(W, p.base, base_params(p, W.rows(), W.cols()), cal, ctx);
   ctx.check_cancel();
   const bool io = p.orientation == "in_out";
   const MatrixRM Rs = W - base_codec(p.base).decode(base);  // stored shape
@@ -89,7 +93,9 @@ MatrixRM QttCodec::decode(const v1::CompressedTensor& t) const {
   auto [rows, cols] = matrix_shape(t);
   QttParams p;
   try {
-    p = spec_.parse(t.params_json().empty() ? json::object() : json::parse(t.params_json()));
+    const json stored = t.params_json().empty() ? json::object() : json::parse(t.params_json());
+    p = spec_.parse(stored);
+    if (!stored.is_object() || !stored.contains("packing")) p.packing = "rows";  // written before the base had packing
   } catch (const json::exception&) {
     throw FormatError(who + "params_json is not JSON");
   } catch (const ParamError& e) {
@@ -118,7 +124,13 @@ MatrixRM QttCodec::decode(const v1::CompressedTensor& t) const {
   for (int64_t r : tt.ranks)
     if (r < 1 || r > p.rank) throw FormatError(who + "a TT rank exceeds the rank cap");
   for (size_t k = 0; k < size_t(p.order); ++k) tt.cores.push_back(read_core_arrays(t, int(k), core_shape(L, tt.ranks, k), p.core_bits, who));
-  MatrixRM M = decode_base(t, p.base, base_params(p), rows, cols);
+  json bp;
+  try {
+    bp = base_params(p, rows, cols);
+  } catch (const ParamError& e) {
+    throw FormatError(who + e.what());
+  }
+  MatrixRM M = decode_base(t, p.base, bp, rows, cols);
   const MatrixRM C = from_layout_tensor(L, tt.full());  // (out, in)
   if (io) M.noalias() += C.transpose();
   else M += C;
@@ -130,7 +142,7 @@ MatrixRM QttCodec::decode(const v1::CompressedTensor& t) const {
 uint64_t QttCodec::working_set_bytes(int64_t rows, int64_t cols, const json& r, bool cal) const {
   const uint64_t mn = uint64_t(rows) * uint64_t(cols);
   const QttParams p = spec_.parse(r);
-  return base_codec(p.base).working_set_bytes(rows, cols, base_params(p), cal) + 48 * mn;
+  return base_codec(p.base).working_set_bytes(rows, cols, base_params(p, rows, cols), cal) + 48 * mn;
 }
 
 }  // namespace tsm

@@ -28,6 +28,7 @@ struct QttParams {
   int core_bits = 8;
   std::string orientation = "out_in";
   std::string calibration = "none";
+  std::string packing = "auto";  ///< the base's; resolved to rows | flat (absent in older artifacts: rows)
 };
 
 class QttCodec : public Codec {

@@ -27,8 +27,9 @@ const BlockQuantCodec& base_codec(const std::string& base) {
   throw ParamError("base", "unknown block type '" + base + "'");
 }
 
-json base_params(const std::string& orientation, const std::string& calibration) {
-  return {{"orientation", orientation}, {"calibration", calibration}};
+json base_params(const std::string& base, const std::string& orientation, const std::string& calibration,
+                 const std::string& packing, int64_t rows, int64_t cols) {
+  return base_codec(base).resolve({{"orientation", orientation}, {"calibration", calibration}, {"packing", packing}}, rows, cols);
 }
 
 v1::CompressedTensor encode_base(ConstMatrixRef W, const std::string& base, const json& params, const Calibration* cal,
