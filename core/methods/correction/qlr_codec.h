@@ -37,8 +37,8 @@ class QlrCodec : public Codec {
   std::string_view name() const override { return kQlrMethod; }
   std::string_view summary() const override {
     return "block-quantized base + low-rank int8 correction of its residual (calibrated: in the norm of the layer's inputs); "
-           "a planner candidate: on the trained fixtures it reached no tensor's Pareto set (a quantization residual has no "
-           "dominant directions), it wins only where the residual does";
+           "a planner candidate: on the trained fixtures it reached no tensor's Pareto set, flat-packed base included (a "
+           "quantization residual has no dominant directions), it wins only where the residual does";
   }
   json param_schema() const override { return spec_.schema(); }
   json resolve(const json& params, int64_t rows, int64_t cols) const override;

@@ -86,7 +86,7 @@ void round_cores(SatenFactors& f, int bits, ConstMatrixRef Wo) {
 
 std::string_view SatenCodec::summary() const {
   return "Saten: tensor train of the reshaped weight (input modes then output modes, or MPO) plus a sparse residual "
-         "(unstructured CSR or N:M such as 2:4), refined by alternation";
+         "(unstructured CSR or N:M such as 2:4), refined by alternation; cores in f32, 8 or 4 bits (core_bits)";
 }
 
 SatenParams resolve_saten_params(const json& params, int64_t rows, int64_t cols) {
