@@ -59,6 +59,10 @@ std::vector<int64_t> array_shape(const v1::Array& a) {
 
 void check_array(const v1::Array& a) {
   DType t = from_proto(a.dtype());
+  // The limit of safetensors and npy, which every array must export to (fuzzing found an artifact
+  // that validated with a 33-dimensional array and then failed at export).
+  if (a.shape_size() > kMaxArrayDims)
+    throw FormatError("array '" + a.name() + "': " + std::to_string(a.shape_size()) + " dimensions, at most " + std::to_string(kMaxArrayDims));
   auto shape = array_shape(a);
   int64_t n = shape_numel(shape);
   if (static_cast<uint64_t>(n) * dtype_size(t) != a.data().size())

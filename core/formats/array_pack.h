@@ -61,7 +61,11 @@ std::vector<T> unpack(const v1::Array& a) {
 /// Converts a floating array (f32/f16/bf16/f64) to f32.
 std::vector<float> unpack_f32(const v1::Array& a);
 
-/// Checks product(shape) * dtype_size == data.size(); throws FormatError naming the array.
+/// Most dimensions an array may have (as safetensors and npy allow).
+inline constexpr int kMaxArrayDims = 32;
+
+/// Checks at most kMaxArrayDims dimensions and product(shape) * dtype_size == data.size(); throws
+/// FormatError naming the array.
 void check_array(const v1::Array& a);
 
 }  // namespace tsm

@@ -426,3 +426,16 @@ TEST(ArtifactIo, SafetensorsExportKeepsArraysAndMetadata) {
   EXPECT_EQ(f.tensors().back().bytes.data() + f.tensors().back().bytes.size(), reinterpret_cast<const std::byte*>(img.data()) + img.size());
   EXPECT_EQ(f.tensors().front().bytes.data(), reinterpret_cast<const std::byte*>(img.data()) + img.size() - data);
 }
+
+TEST(ArtifactIo, ArraysOfMoreThan32DimensionsAreRefused) {
+  // Fuzzing found such an artifact valid here and unexportable (safetensors allows 32 dimensions).
+  v1::Artifact a = sample_artifact();
+  v1::Array* arr = a.mutable_tensors(0)->mutable_arrays(0);
+  const std::string data = arr->data();
+  arr->clear_shape();
+  arr->add_shape(uint64_t(data.size() / dtype_size(from_proto(arr->dtype()))));  // (n), then 32 unit dimensions
+  for (int i = 0; i < 32; ++i) arr->add_shape(1);
+  expect_rejected(serialize_artifact(a), "at most 32");
+  arr->mutable_shape()->RemoveLast();  // 32 dimensions: allowed
+  EXPECT_NO_THROW(check_array(*arr));
+}
